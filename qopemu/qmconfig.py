@@ -1,0 +1,544 @@
+"""A quantum machine's config as a validated, typed model.
+
+The client sends its config as a `QuaConfig` protobuf (see shared/protocol/QOP2-PROTOCOL.md §8). This module
+turns it into plain frozen dataclasses that the platform allocates ports and cores from and the engine compiles
+programs against. Every problem found is reported with the config key path a user would write in their Python
+dict (``elements.qubit.operations.x``), and *all* problems of a config are collected before anything is rejected,
+so a user fixes their config in one round trip instead of one error at a time.
+
+Protobuf stays here: nothing outside this module reads the config message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+# OPX+ port families, in the spelling of the user's config dict (used in key paths and messages).
+ANALOG_OUTPUTS = "analog_outputs"
+ANALOG_INPUTS = "analog_inputs"
+DIGITAL_OUTPUTS = "digital_outputs"
+DIGITAL_INPUTS = "digital_inputs"
+PORT_KINDS = (ANALOG_OUTPUTS, ANALOG_INPUTS, DIGITAL_OUTPUTS, DIGITAL_INPUTS)
+
+_PB_PORT_FIELDS = {
+    ANALOG_OUTPUTS: "analogOutputs",
+    ANALOG_INPUTS: "analogInputs",
+    DIGITAL_OUTPUTS: "digitalOutputs",
+    DIGITAL_INPUTS: "digitalInputs",
+}
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a config. `group` classifies it the way the client prints it: [group]."""
+
+    path: str
+    message: str
+    group: str = "config"
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("; ".join(f'{p.path}: {p.message}' for p in problems))
+
+
+@dataclass(frozen=True)
+class PortRef:
+    """A physical port: controller name, port family and 1-based number."""
+
+    controller: str
+    kind: str
+    number: int
+
+    def __str__(self) -> str:
+        return f"{self.controller}.{self.kind}.{self.number}"
+
+
+@dataclass(frozen=True)
+class Port:
+    ref: PortRef
+    shareable: bool = False
+    offset: float = 0.0  # analog ports: DC offset in volts
+    delay: int = 0  # analog outputs: ns
+    gain_db: int = 0  # analog inputs
+    inverted: bool = False  # digital outputs
+    filter_feedforward: tuple[float, ...] = ()
+    filter_feedback: tuple[float, ...] = ()
+    crosstalk: tuple[tuple[int, float], ...] = ()
+    threshold: float = 0.0  # digital inputs
+    deadtime: int = 0
+    polarity: str = "rising"
+
+
+@dataclass(frozen=True)
+class Controller:
+    name: str
+    ports: dict[PortRef, Port]
+
+    def port_numbers(self, kind: str) -> list[int]:
+        return sorted(ref.number for ref in self.ports if ref.kind == kind)
+
+
+@dataclass(frozen=True)
+class Waveform:
+    """An analog waveform. Constant waveforms hold one sample; arbitrary ones hold one per ns."""
+
+    name: str
+    is_constant: bool
+    samples: np.ndarray
+    is_overridable: bool = False
+
+
+@dataclass(frozen=True)
+class DigitalWaveform:
+    """Digital marker: (value, length ns) segments; a length of 0 means 'until the end of the pulse'."""
+
+    name: str
+    segments: tuple[tuple[bool, int], ...]
+
+
+@dataclass(frozen=True)
+class IntegrationWeights:
+    """Piecewise-constant weights as (value, length ns) segments, for the cosine and sine parts."""
+
+    name: str
+    cosine: tuple[tuple[float, int], ...]
+    sine: tuple[tuple[float, int], ...]
+
+    def as_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-ns weight arrays (cosine, sine), of the longer segment list's total length."""
+        return _expand_segments(self.cosine), _expand_segments(self.sine)
+
+
+def _expand_segments(segments: Iterable[tuple[float, int]]) -> np.ndarray:
+    parts = [np.full(length, value, dtype=float) for value, length in segments]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+@dataclass(frozen=True)
+class MixerCorrection:
+    intermediate_frequency: float  # signed Hz
+    lo_frequency: float
+    matrix: tuple[float, float, float, float]  # v00, v01, v10, v11
+
+
+@dataclass(frozen=True)
+class Mixer:
+    name: str
+    corrections: tuple[MixerCorrection, ...]
+
+    def matrix_for(self, intermediate_frequency: float, lo_frequency: float) -> tuple[float, float, float, float]:
+        """The correction entry matching the frequencies; identity when none was configured for them."""
+        for entry in self.corrections:
+            if entry.intermediate_frequency == intermediate_frequency and entry.lo_frequency == lo_frequency:
+                return entry.matrix
+        return (1.0, 0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Pulse:
+    name: str
+    length: int  # ns
+    is_measurement: bool
+    waveforms: dict[str, str]  # "single" or "I"/"Q" -> waveform name
+    digital_marker: str | None
+    integration_weights: dict[str, str]  # user's weight name -> integration weights name
+
+
+@dataclass(frozen=True)
+class DigitalInput:
+    """A digital input of an element: the controller's digital output port that drives it."""
+
+    name: str
+    port: PortRef
+    delay: int
+    buffer: int
+
+
+@dataclass(frozen=True)
+class Sticky:
+    analog: bool
+    digital: bool
+    duration: int  # ns the output takes to ramp back after the element's last pulse
+
+
+@dataclass(frozen=True)
+class Element:
+    name: str
+    single_input: PortRef | None
+    mixed_inputs: tuple[PortRef, PortRef] | None  # (I, Q)
+    mixer: str | None
+    lo_frequency: float
+    multiple_inputs: dict[str, PortRef]  # singleInputCollection / multipleInputs
+    outputs: dict[str, PortRef]  # "out1" -> analog input port
+    digital_inputs: dict[str, DigitalInput]
+    intermediate_frequency: float  # signed Hz; 0 when the element has no oscillator
+    operations: dict[str, str]  # operation -> pulse
+    time_of_flight: int
+    smearing: int
+    core: str | None  # elements naming the same core share it
+    sticky: Sticky | None
+
+    @property
+    def analog_ports(self) -> tuple[PortRef, ...]:
+        """The analog outputs this element drives, in waveform-key order (single, or I then Q)."""
+        if self.single_input is not None:
+            return (self.single_input,)
+        if self.mixed_inputs is not None:
+            return self.mixed_inputs
+        return tuple(self.multiple_inputs.values())
+
+    @property
+    def cores_needed(self) -> int:
+        """Cores the element takes on an OPX+: an IQ pair needs two, anything else one (features guide)."""
+        return 2 if self.mixed_inputs is not None else 1
+
+    def ports(self) -> list[PortRef]:
+        used = list(self.analog_ports) + list(self.outputs.values())
+        used += [d.port for d in self.digital_inputs.values()]
+        return used
+
+
+@dataclass(frozen=True)
+class QmConfig:
+    controllers: dict[str, Controller]
+    elements: dict[str, Element]
+    pulses: dict[str, Pulse]
+    waveforms: dict[str, Waveform]
+    digital_waveforms: dict[str, DigitalWaveform]
+    integration_weights: dict[str, IntegrationWeights]
+    mixers: dict[str, Mixer]
+    pb: object = field(repr=False, compare=False)  # the QuaConfig message exactly as received
+
+    def port(self, ref: PortRef) -> Port:
+        return self.controllers[ref.controller].ports[ref]
+
+    def declared_ports(self) -> list[Port]:
+        return [port for controller in self.controllers.values() for port in controller.ports.values()]
+
+    def used_ports(self) -> dict[PortRef, Port]:
+        """Every port the config declares: declaring a port claims it, as on the real platform."""
+        return {port.ref: port for port in self.declared_ports()}
+
+    def core_groups(self) -> dict[str, int]:
+        """Cores this config takes, by core group: a named core is shared by its elements (it takes the most any
+        of them needs); an element without a core name takes cores of its own."""
+        groups: dict[str, int] = {}
+        for element in self.elements.values():
+            key = f"core:{element.core}" if element.core else f"element:{element.name}"
+            groups[key] = max(groups.get(key, 0), element.cores_needed)
+        return groups
+
+    def cores_needed(self) -> int:
+        return sum(self.core_groups().values())
+
+    def pulse_of(self, element: str, operation: str) -> Pulse:
+        return self.pulses[self.elements[element].operations[operation]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# protobuf -> model
+
+
+def from_pb(pb, platform_ports: dict[str, dict[str, int]] | None = None) -> QmConfig:
+    """Build and validate the model of a `QuaConfig` message.
+
+    `platform_ports` maps controller name -> port family -> how many ports of that family the platform has;
+    when given, the config is also checked against the hardware. Raises `ConfigError` with every problem found.
+    """
+    if not pb.HasField("v1beta"):
+        raise ConfigError([ConfigProblem("", "only QuaConfig v1beta (QOP 2.x) configs are supported by qopemu")])
+    v1 = pb.v1beta
+    problems: list[ConfigProblem] = []
+    controllers = _controllers(v1)
+    waveforms = {name: _waveform(name, w) for name, w in v1.waveforms.items()}
+    digital_waveforms = {
+        name: DigitalWaveform(name, tuple((bool(s.value), int(s.length)) for s in w.samples))
+        for name, w in v1.digitalWaveforms.items()
+    }
+    weights = {
+        name: IntegrationWeights(
+            name,
+            tuple((float(s.value), int(s.length)) for s in w.cosine),
+            tuple((float(s.value), int(s.length)) for s in w.sine),
+        )
+        for name, w in v1.integrationWeights.items()
+    }
+    mixers = {name: _mixer(name, m) for name, m in v1.mixers.items()}
+    pulses = {name: _pulse(name, p) for name, p in v1.pulses.items()}
+    elements = {name: _element(name, e, v1, problems) for name, e in v1.elements.items()}
+    config = QmConfig(controllers, elements, pulses, waveforms, digital_waveforms, weights, mixers, pb)
+    problems += validate(config, platform_ports)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _controllers(v1) -> dict[str, Controller]:
+    """OPX+ controllers: from `controlDevices[name].fems[1].opx` when the client filled it, else `controllers`."""
+    declarations = {name: dec for name, dec in v1.controllers.items()}
+    for name, device in v1.controlDevices.items():
+        for fem in device.fems.values():
+            if fem.HasField("opx"):
+                declarations[name] = fem.opx
+    controllers = {}
+    for name, dec in declarations.items():
+        ports: dict[PortRef, Port] = {}
+        for kind, pb_field in _PB_PORT_FIELDS.items():
+            for number, port_dec in getattr(dec, pb_field).items():
+                ref = PortRef(name, kind, int(number))
+                ports[ref] = _port(ref, port_dec)
+        controllers[name] = Controller(name, ports)
+    return controllers
+
+
+def _port(ref: PortRef, dec) -> Port:
+    values: dict = {"shareable": bool(getattr(dec, "shareable", False))}
+    if ref.kind == ANALOG_OUTPUTS:
+        values.update(offset=dec.offset, delay=dec.delay, crosstalk=tuple(sorted(dec.crosstalk.items())))
+        if dec.HasField("filter"):
+            values.update(
+                filter_feedforward=tuple(dec.filter.feedforward), filter_feedback=tuple(dec.filter.feedback)
+            )
+    elif ref.kind == ANALOG_INPUTS:
+        values.update(offset=dec.offset, gain_db=dec.gainDb.value if dec.HasField("gainDb") else 0)
+    elif ref.kind == DIGITAL_OUTPUTS:
+        values.update(inverted=dec.inverted)
+    else:
+        values.update(threshold=dec.threshold, deadtime=dec.deadtime, polarity="falling" if dec.polarity else "rising")
+    return Port(ref, **values)
+
+
+def _waveform(name: str, dec) -> Waveform:
+    if dec.HasField("constant"):
+        return Waveform(name, True, np.array([dec.constant.sample], dtype=float))
+    if dec.HasField("arbitrary"):
+        arbitrary = dec.arbitrary
+        return Waveform(name, False, np.array(arbitrary.samples, dtype=float), bool(arbitrary.isOverridable))
+    # compressed / array waveforms are QOP 3 forms; an empty arbitrary makes the validator name the waveform.
+    return Waveform(name, False, np.zeros(0))
+
+
+def _mixer(name: str, dec) -> Mixer:
+    entries = []
+    for c in dec.correction:
+        frequency = c.frequencyDouble or float(c.frequency)
+        if c.frequencyNegative:
+            frequency = -frequency
+        lo = c.loFrequencyDouble or float(c.loFrequency)
+        m = c.correction
+        entries.append(MixerCorrection(frequency, lo, (m.v00, m.v01, m.v10, m.v11)))
+    return Mixer(name, tuple(entries))
+
+
+def _pulse(name: str, dec) -> Pulse:
+    return Pulse(
+        name=name,
+        length=int(dec.length),
+        is_measurement=dec.operation == 0,
+        waveforms=dict(dec.waveforms),
+        digital_marker=dec.digitalMarker.value if dec.HasField("digitalMarker") else None,
+        integration_weights=dict(dec.integrationWeights),
+    )
+
+
+def _dac_port(ref) -> PortRef:
+    return PortRef(ref.controller, ANALOG_OUTPUTS, int(ref.number))
+
+
+def _element(name: str, dec, v1, problems: list[ConfigProblem]) -> Element:
+    single = mixed = None
+    mixer = None
+    lo = 0.0
+    multiple: dict[str, PortRef] = {}
+    which = dec.WhichOneof("element_inputs_one_of")
+    if which == "singleInput":
+        single = _dac_port(dec.singleInput.port)
+    elif which == "mixInputs":
+        mixed = (_dac_port(dec.mixInputs.I), _dac_port(dec.mixInputs.Q))
+        mixer = dec.mixInputs.mixer or None
+        lo = dec.mixInputs.loFrequencyDouble or float(dec.mixInputs.loFrequency)
+    elif which in ("singleInputCollection", "multipleInputs"):
+        multiple = {k: _dac_port(v) for k, v in getattr(dec, which).inputs.items()}
+    elif which is not None:
+        problems.append(ConfigProblem(f"elements.{name}", f"input type '{which}' is not an OPX+ input", "element"))
+    outputs = {k: PortRef(v.controller, ANALOG_INPUTS, int(v.number)) for k, v in dec.outputs.items()}
+    digital_inputs = {
+        k: DigitalInput(k, PortRef(v.port.controller, DIGITAL_OUTPUTS, int(v.port.number)), v.delay, v.buffer)
+        for k, v in dec.digitalInputs.items()
+    }
+    sticky = None
+    if dec.HasField("sticky"):
+        sticky = Sticky(dec.sticky.analog, dec.sticky.digital, int(dec.sticky.duration) * 4)
+    elif dec.HasField("holdOffset"):
+        sticky = Sticky(True, False, int(dec.holdOffset.duration) * 4)
+    return Element(
+        name=name,
+        single_input=single,
+        mixed_inputs=mixed,
+        mixer=mixer,
+        lo_frequency=lo,
+        multiple_inputs=multiple,
+        outputs=outputs,
+        digital_inputs=digital_inputs,
+        intermediate_frequency=_signed_if(dec, v1),
+        operations=dict(dec.operations),
+        time_of_flight=dec.timeOfFlight.value if dec.HasField("timeOfFlight") else 0,
+        smearing=dec.smearing.value if dec.HasField("smearing") else 0,
+        core=dec.thread.threadName if dec.HasField("thread") and dec.thread.threadName else None,
+        sticky=sticky,
+    )
+
+
+def _signed_if(dec, v1) -> float:
+    which = dec.WhichOneof("oscillator_one_of")
+    if which == "intermediateFrequencyOscillatorDouble":
+        return float(dec.intermediateFrequencyOscillatorDouble)
+    if which == "namedOscillator":
+        oscillator = v1.oscillators.get(dec.namedOscillator.value)
+        if oscillator is None:
+            return 0.0
+        return float(oscillator.intermediateFrequencyDouble or oscillator.intermediateFrequency.value)
+    if which == "noOscillator":
+        return 0.0
+    magnitude = dec.intermediateFrequencyDouble or float(dec.intermediateFrequency.value)
+    return -magnitude if dec.intermediateFrequencyNegative else magnitude
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# validation
+
+
+def validate(config: QmConfig, platform_ports: dict[str, dict[str, int]] | None = None) -> list[ConfigProblem]:
+    """Every problem of `config`, against itself and (when given) the platform's controllers and port counts."""
+    problems: list[ConfigProblem] = []
+    problems += _check_controllers(config, platform_ports)
+    for element in config.elements.values():
+        problems += _check_element(config, element)
+    for pulse in config.pulses.values():
+        problems += _check_pulse(config, pulse)
+    for waveform in config.waveforms.values():
+        if not waveform.is_constant and waveform.samples.size == 0:
+            problems.append(
+                ConfigProblem(f"waveforms.{waveform.name}", "waveform has no samples (only 'constant' and "
+                              "'arbitrary' waveforms exist on QOP 2.x)", "waveform")
+            )
+    for mixer in config.mixers.values():
+        for i, entry in enumerate(mixer.corrections):
+            if any(abs(v) >= 2 for v in entry.matrix):
+                problems.append(
+                    ConfigProblem(f"mixers.{mixer.name}[{i}].correction",
+                                  f"correction matrix {entry.matrix} is outside the range [-2, 2)", "mixer")
+                )
+    return problems
+
+
+def _check_controllers(config: QmConfig, platform_ports: dict[str, dict[str, int]] | None) -> list[ConfigProblem]:
+    if platform_ports is None:
+        return []
+    problems = []
+    for controller in config.controllers.values():
+        path = f"controllers.{controller.name}"
+        if controller.name not in platform_ports:
+            known = ", ".join(sorted(platform_ports))
+            problems.append(ConfigProblem(path, f"controller '{controller.name}' does not exist on this platform "
+                                                f"(it has: {known})", "controller"))
+            continue
+        counts = platform_ports[controller.name]
+        for ref in controller.ports:
+            if not 1 <= ref.number <= counts.get(ref.kind, 0):
+                problems.append(ConfigProblem(
+                    f"{path}.{ref.kind}.{ref.number}",
+                    f"port {ref.number} does not exist: {controller.name} has {ref.kind} 1..{counts.get(ref.kind, 0)}",
+                    "port",
+                ))
+    return problems
+
+
+def _check_port_ref(config: QmConfig, ref: PortRef, path: str) -> list[ConfigProblem]:
+    controller = config.controllers.get(ref.controller)
+    if controller is None:
+        return [ConfigProblem(path, f"controller '{ref.controller}' is not declared in 'controllers'", "element")]
+    if ref not in controller.ports:
+        return [ConfigProblem(path, f"port ('{ref.controller}', {ref.number}) is not declared in "
+                                    f"controllers.{ref.controller}.{ref.kind}", "element")]
+    return []
+
+
+def _check_element(config: QmConfig, element: Element) -> list[ConfigProblem]:
+    base = f"elements.{element.name}"
+    problems = []
+    for ref in element.analog_ports:
+        problems += _check_port_ref(config, ref, f"{base}.inputs")
+    for key, ref in element.outputs.items():
+        problems += _check_port_ref(config, ref, f"{base}.outputs.{key}")
+    for key, digital in element.digital_inputs.items():
+        problems += _check_port_ref(config, digital.port, f"{base}.digitalInputs.{key}.port")
+    if element.mixer is not None and element.mixer not in config.mixers:
+        problems.append(ConfigProblem(f"{base}.mixInputs.mixer", f"mixer '{element.mixer}' is not defined in 'mixers'",
+                                      "element"))
+    for operation, pulse_name in element.operations.items():
+        path = f"{base}.operations.{operation}"
+        pulse = config.pulses.get(pulse_name)
+        if pulse is None:
+            problems.append(ConfigProblem(path, f"pulse '{pulse_name}' is not defined in 'pulses'", "element"))
+            continue
+        expected = _expected_waveform_keys(element)
+        if expected is not None and pulse.waveforms and set(pulse.waveforms) != expected:
+            problems.append(ConfigProblem(
+                path, f"pulse '{pulse_name}' has waveforms {sorted(pulse.waveforms)} but element '{element.name}' "
+                      f"needs {sorted(expected)}", "element"))
+        if pulse.is_measurement and not element.outputs:
+            problems.append(ConfigProblem(path, f"measurement pulse '{pulse_name}' is used by element "
+                                                f"'{element.name}', which has no 'outputs'", "element"))
+    return problems
+
+
+def _expected_waveform_keys(element: Element) -> set[str] | None:
+    if element.single_input is not None:
+        return {"single"}
+    if element.mixed_inputs is not None:
+        return {"I", "Q"}
+    return None
+
+
+def _check_pulse(config: QmConfig, pulse: Pulse) -> list[ConfigProblem]:
+    base = f"pulses.{pulse.name}"
+    problems = []
+    if pulse.length < 16 or pulse.length % 4:
+        problems.append(ConfigProblem(f"{base}.length", f"pulse length {pulse.length} ns must be a multiple of 4 "
+                                                        "and at least 16", "pulse"))
+    for key, name in pulse.waveforms.items():
+        path = f"{base}.waveforms.{key}"
+        waveform = config.waveforms.get(name)
+        if waveform is None:
+            problems.append(ConfigProblem(path, f"waveform '{name}' is not defined in 'waveforms'", "pulse"))
+        elif not waveform.is_constant and waveform.samples.size and waveform.samples.size != pulse.length:
+            problems.append(ConfigProblem(path, f"waveform '{name}' has {waveform.samples.size} samples but pulse "
+                                                f"'{pulse.name}' is {pulse.length} ns long", "pulse"))
+    if pulse.digital_marker is not None and pulse.digital_marker not in config.digital_waveforms:
+        problems.append(ConfigProblem(f"{base}.digital_marker", f"digital waveform '{pulse.digital_marker}' is not "
+                                                                "defined in 'digital_waveforms'", "pulse"))
+    for key, name in pulse.integration_weights.items():
+        path = f"{base}.integration_weights.{key}"
+        weights = config.integration_weights.get(name)
+        if weights is None:
+            problems.append(ConfigProblem(path, f"integration weights '{name}' are not defined in "
+                                                "'integration_weights'", "pulse"))
+            continue
+        for part, segments in (("cosine", weights.cosine), ("sine", weights.sine)):
+            total = sum(length for _, length in segments)
+            if segments and total != pulse.length:
+                problems.append(ConfigProblem(
+                    f"integration_weights.{name}.{part}",
+                    f"segments last {total} ns but pulse '{pulse.name}' is {pulse.length} ns long", "pulse"))
+    if pulse.integration_weights and not pulse.is_measurement:
+        problems.append(ConfigProblem(f"{base}.integration_weights", "only measurement pulses have integration "
+                                                                     "weights", "pulse"))
+    return problems
