@@ -1,0 +1,299 @@
+"""The `qm.grpc.frontend.Frontend` service: QMs, the queue, job control, simulation.
+
+Translation only: requests become calls on `platform.qop.Qop`, domain results and errors become the response
+fields the client reads (shared/protocol/QOP2-PROTOCOL.md §2–4 and §7). Failures travel in the response's own
+failure fields wherever it has them, so the client raises its own exception carrying our message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from google.protobuf import empty_pb2, wrappers_pb2
+from qm.grpc.qm.pb import (
+    compiler_pb2,
+    frontend_pb2,
+    frontend_pb2_grpc,
+    general_messages_pb2,
+    inc_qm_api_pb2,
+    qm_manager_pb2,
+)
+
+from qopemu import __version__
+from qopemu.edge.identity import Identity
+from qopemu.platform.jobs import Job, JobStatus
+from qopemu.platform.machines import MachineNotFound, OpenRefused
+from qopemu.platform.qop import JobNotFound, Qop, Refused
+from qopemu.platform.queue import JobFilter
+
+log = logging.getLogger(__name__)
+
+NOT_SUPPORTED = "not supported by qopemu yet: "
+
+
+def job_status(job: Job, position: int | None) -> frontend_pb2.JobExecutionStatus:
+    """A job's state as the client's `JobExecutionStatus` oneof; every time field it can read is filled."""
+    status = frontend_pb2.JobExecutionStatus()
+    state = job.status
+    if state is JobStatus.PENDING:
+        part = status.pending
+        part.positionInQueue = position or 0
+    elif state is JobStatus.LOADING:
+        part = status.loading
+    elif state is JobStatus.RUNNING:
+        part = status.running
+        part.timeStarted.FromDatetime(job.time_started)
+    elif state is JobStatus.COMPLETED:
+        part = status.completed
+        part.timeStarted.FromDatetime(job.time_started)
+        part.timeCompleted.FromDatetime(job.time_ended)
+    elif state is JobStatus.CANCELED:
+        part = status.canceled
+        part.timeCanceled.FromDatetime(job.time_ended)
+    else:
+        status.error.addedBy = job.added_by
+        status.error.errorMessages.extend(job.error_messages)
+        return status
+    part.addedBy = job.added_by
+    part.timeAdded.FromDatetime(job.time_added)
+    return status
+
+
+def job_filter(request: frontend_pb2.JobQueryParams) -> JobFilter:
+    """An unset field means 'no filter' (protocol §4.1); the client only ever sets `.value` of a matcher."""
+    return JobFilter(
+        job_id=request.jobId.value if request.HasField("jobId") else None,
+        user=request.userId.value if request.HasField("userId") else None,
+        position=request.position.value if request.HasField("position") else None,
+    )
+
+
+def _compiler_messages(messages: list[str]) -> list[compiler_pb2.CompilerMessage]:
+    return [compiler_pb2.CompilerMessage(message=m, level=0) for m in messages]
+
+
+def _errors(messages: list[str]) -> list[general_messages_pb2.ErrorMessage]:
+    return [general_messages_pb2.ErrorMessage(code=1, message=m) for m in messages]
+
+
+class FrontendService(frontend_pb2_grpc.FrontendServicer):
+    def __init__(self, qop: Qop, identity: Identity, simulation=None):
+        self._qop = qop
+        self._identity = identity
+        self._simulation = simulation  # edge.simulation handler, when simulation is available
+
+    # -- platform -----------------------------------------------------------------------------------------------
+
+    def GetVersion(self, request, context):
+        return wrappers_pb2.StringValue(value=__version__)
+
+    def HealthCheck(self, request, context):
+        return frontend_pb2.HealthCheckResponse(ok=True, message=[f"qopemu {__version__}: "
+                                                                  f"{self._qop.hardware.describe()}"])
+
+    def GetControllers(self, request, context):
+        return qm_manager_pb2.GetControllersResponse(
+            controllers=[qm_manager_pb2.Controller(name=name) for name in self._qop.hardware.names()]
+        )
+
+    def ClearAllJobResults(self, request, context):
+        self._qop.jobs.clear_results()
+        return empty_pb2.Empty()
+
+    def ResetDataProcessing(self, request, context):
+        return frontend_pb2.ResetDataProcessingResponse()
+
+    # -- machines -----------------------------------------------------------------------------------------------
+
+    def OpenQuantumMachine(self, request, context):
+        user = self._identity.caller(context)
+        # The 1.4 client sends `always` for close_other_machines=True and for its default, `never` for False.
+        close_others = request.WhichOneof("oneOfCloseOtherMachines") != "never"
+        try:
+            qm, closed = self._qop.machines.open(request.config, close_others, user,
+                                                 request.keep_dc_offsets_when_closing)
+        except OpenRefused as exc:
+            return qm_manager_pb2.OpenQuantumMachineResponse(
+                success=False,
+                configValidationErrors=[
+                    qm_manager_pb2.ConfigValidationMessage(message=p.message, group=p.group, path=p.path)
+                    for p in exc.config_problems
+                ],
+                physicalValidationErrors=[
+                    qm_manager_pb2.PhysicalValidationMessage(message=p.message, group=p.group, path=p.path)
+                    for p in exc.physical_problems
+                ],
+            )
+        warnings = [qm_manager_pb2.OpenQmWarning(code=0, message=f"closed quantum machine {qm_id} "
+                                                                 "(close_other_machines=True)") for qm_id in closed]
+        return qm_manager_pb2.OpenQuantumMachineResponse(machineID=qm.id, success=True, openQmWarnings=warnings)
+
+    def ListOpenQuantumMachines(self, request, context):
+        return qm_manager_pb2.ListOpenQuantumMachinesResponse(machineIDs=self._qop.machines.list())
+
+    def GetQuantumMachine(self, request, context):
+        try:
+            qm = self._qop.machines.get(request.machineID)
+        except MachineNotFound as exc:
+            return qm_manager_pb2.GetQuantumMachineResponse(success=False, errors=_errors([str(exc)]))
+        return qm_manager_pb2.GetQuantumMachineResponse(machineID=qm.id, config=qm.config.pb, success=True)
+
+    def CloseQuantumMachine(self, request, context):
+        try:
+            self._qop.machines.close(request.machineID)
+        except MachineNotFound as exc:
+            return qm_manager_pb2.CloseQuantumMachineResponse(success=False, errors=_errors([str(exc)]))
+        return qm_manager_pb2.CloseQuantumMachineResponse(success=True)
+
+    def CloseAllQuantumMachines(self, request, context):
+        self._qop.machines.close_all()
+        return qm_manager_pb2.CloseAllQuantumMachinesResponse(success=True)
+
+    # -- queue --------------------------------------------------------------------------------------------------
+
+    def AddToQueue(self, request, context):
+        user = self._identity.caller(context)
+        at_start = request.queuePosition.WhichOneof("position") == "start" if request.HasField("queuePosition") \
+            else False
+        try:
+            job = self._qop.add(request.quantumMachineId, request.highLevelProgram, user, at_start)
+        except (Refused, MachineNotFound) as exc:
+            messages = exc.messages if isinstance(exc, Refused) else [str(exc)]
+            for message in messages:
+                log.info("AddToQueue refused for %s: %s", user, message)
+            return frontend_pb2.AddToQueueResponse(ok=False, messages=_compiler_messages(messages))
+        return frontend_pb2.AddToQueueResponse(ok=True, jobId=job.id)
+
+    def Compile(self, request, context):
+        try:
+            program_id = self._qop.compile(request.quantumMachineId, request.highLevelProgram)
+        except (Refused, MachineNotFound) as exc:
+            messages = exc.messages if isinstance(exc, Refused) else [str(exc)]
+            return frontend_pb2.CompileResponse(ok=False, messages=_compiler_messages(messages))
+        return frontend_pb2.CompileResponse(ok=True, programId=program_id)
+
+    def AddCompiledToQueue(self, request, context):
+        user = self._identity.caller(context)
+        overrides = {name: list(w.samples) for name, w in request.executionOverrides.waveforms.items()}
+        at_start = request.queuePosition.WhichOneof("position") == "start" if request.HasField("queuePosition") \
+            else False
+        try:
+            job = self._qop.add_compiled(request.quantumMachineId, request.programId, user, overrides, at_start)
+        except (Refused, MachineNotFound) as exc:
+            messages = exc.messages if isinstance(exc, Refused) else [str(exc)]
+            return frontend_pb2.AddCompiledToQueueResponse(ok=False, errors=_errors(messages))
+        return frontend_pb2.AddCompiledToQueueResponse(ok=True, jobId=job.id)
+
+    def GetPendingJobs(self, request, context):
+        views = self._machine_call(context, self._qop.pending, request.quantumMachineId, job_filter(request))
+        response = frontend_pb2.GetPendingJobsResponse()
+        for view in views:
+            entry = response.pendingJobs[view.job.id]
+            entry.positionInQueue = view.position
+            entry.timeAdded.FromDatetime(view.job.time_added)
+            entry.addedBy = view.job.added_by
+        return response
+
+    def RemovePendingJobs(self, request, context):
+        removed = self._machine_call(context, self._qop.remove, request.quantumMachineId, job_filter(request))
+        return frontend_pb2.RemovePendingJobsResponse(numbersOfJobsRemoved=removed)
+
+    def GetRunningJob(self, request, context):
+        job = self._machine_call(context, self._qop.running_job, request.machineID)
+        return qm_manager_pb2.GetRunningJobResponse(machineID=request.machineID, jobId=job.id if job else "")
+
+    def _machine_call(self, context, method, *args):
+        try:
+            return method(*args)
+        except MachineNotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+
+    # -- jobs ---------------------------------------------------------------------------------------------------
+
+    def GetJobExecutionStatus(self, request, context):
+        job = self._qop.jobs.get(request.jobId)
+        if job is None:
+            status = frontend_pb2.JobExecutionStatus()
+            status.unknown.SetInParent()
+            return frontend_pb2.GetJobExecutionStatusResponse(status=status)
+        position = self._qop.position(job) if job.status is JobStatus.PENDING else None
+        return frontend_pb2.GetJobExecutionStatusResponse(status=job_status(job, position))
+
+    def Halt(self, request, context):
+        try:
+            return frontend_pb2.HaltResponse(ok=self._qop.halt(request.jobId))
+        except JobNotFound:
+            return frontend_pb2.HaltResponse(ok=False)
+
+    def Resume(self, request, context):
+        try:
+            self._qop.resume(request.jobId)
+        except JobNotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return frontend_pb2.ResumeResponse()
+
+    def PausedStatus(self, request, context):
+        try:
+            paused = self._qop.is_paused(request.jobId)
+        except JobNotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return frontend_pb2.PausedStatusResponse(ok=True, isPaused=paused)
+
+    def IsJobRunning(self, request, context):
+        job = self._qop.jobs.get(request.jobId)
+        return frontend_pb2.IsJobRunningResponse(jobId=request.jobId,
+                                                 isRunning=job is not None and job.status is JobStatus.RUNNING)
+
+    def IsJobAcquiringData(self, request, context):
+        job = self._qop.jobs.get(request.jobId)
+        running = job is not None and job.status is JobStatus.RUNNING
+        status = (frontend_pb2.IsJobAcquiringDataResponse.HAS_DATA_TO_ACQUIRE if running
+                  else frontend_pb2.IsJobAcquiringDataResponse.ACQUIRE_STOPPED)
+        return frontend_pb2.IsJobAcquiringDataResponse(jobId=request.jobId, acquiringStatus=status)
+
+    # -- QM-level runtime requests ------------------------------------------------------------------------------
+
+    def PerformQmRequest(self, request, context):
+        which = request.WhichOneof("api_oneof")
+        if which != "setIOValues":
+            return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=_errors([NOT_SUPPORTED + f"{which}"]))
+        values = {}
+        for entry in request.setIOValues.ioValueSetData:
+            kind = entry.WhichOneof("oneof_IO_type")
+            values[entry.io_number] = getattr(entry, kind) if kind else 0
+        try:
+            self._qop.set_io(request.quantumMachineId, values)
+        except MachineNotFound as exc:
+            return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=_errors([str(exc)]))
+        return inc_qm_api_pb2.HighQmApiResponse(ok=True)
+
+    def RequestData(self, request, context):
+        response = frontend_pb2.QmDataResponse(success=True)
+        for io_request in request.io_value_Request:
+            try:
+                values = self._qop.get_io(io_request.quantumMachineId)
+            except MachineNotFound as exc:
+                return frontend_pb2.QmDataResponse(success=False, errors=_errors([str(exc)]))
+            value = values.get(io_request.io_number, 0)
+            item = response.io_value_response.add()
+            item.request.CopyFrom(io_request)
+            # One register seen three ways, as the hardware does; int_value is uint32 on the wire.
+            item.values.int_value = int(value) & 0xFFFFFFFF
+            item.values.double_value = float(value)
+            item.values.boolean_value = bool(value)
+        return response
+
+    # -- simulation ---------------------------------------------------------------------------------------------
+
+    def Simulate(self, request, context):
+        if self._simulation is None:
+            return frontend_pb2.SimulationResponse(success=False, messages=_compiler_messages(
+                [NOT_SUPPORTED + "simulation (qmm.simulate / qm.simulate)"]))
+        return self._simulation.simulate(request, self._identity.caller(context))
+
+    def PullSimulatorSamples(self, request, context):
+        if self._simulation is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_SUPPORTED + "simulation samples")
+        yield from self._simulation.pull_samples(request, context)
+

@@ -1,0 +1,351 @@
+"""The process boundary: jobs run in worker processes kept warm in a small pool (DESIGN.md, "Process model").
+
+A CPU-bound QUA program holds the GIL for as long as it runs; in its own process it cannot stall queue
+operations, other QMs or `halt`. Halting kills the process, which stops any program — an infinite loop
+included — at once, and a fresh worker takes its place. A worker that dies for any reason fails its job.
+
+Messages, worker -> server (one pipe per worker):
+    ("values", tag, kind, values, timestamps)   batched saves
+    ("adc", tag, input_number, traces, timestamps)
+    ("paused",)  ("io", number, value)  ("done", duration_ns, statements)  ("error", message)
+Messages, server -> worker:
+    ("run", JobRequest)  ("resume",)  ("input", name, values)  ("io", number, value)
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_FLUSH_INTERVAL_S = 0.02
+_FLUSH_ITEMS = 1 << 16
+_DTYPES = {"int": np.int64, "fixed": np.float64, "bool": np.bool_}
+
+
+@dataclass
+class JobRequest:
+    """Everything a worker needs to run one job; pickled across the process boundary."""
+
+    job_id: str
+    program: Any  # engine.compiler.CompiledProgram
+    config: Any  # qmconfig.QmConfig (the loopback model renders the QM's pulses)
+    waveform_overrides: dict = field(default_factory=dict)
+    io_values: dict = field(default_factory=dict)
+    noise_std: float = 0.0
+    loopback: tuple = ()
+    loopback_latency_ns: int = 24
+    realtime: bool = False
+
+
+@dataclass
+class Outcome:
+    status: str  # "completed", "error", "halted"
+    messages: list[str] = field(default_factory=list)
+    duration_ns: int = 0
+    statements: int = 0
+
+
+class JobSink:
+    """Where a running job's output goes in the server process (results store and QM state)."""
+
+    def __init__(self, results, on_io: Callable[[int, Any], None]):
+        self.results = results
+        self.on_io = on_io
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# server side
+
+
+class Execution:
+    """The server's handle on one job running in a worker: control it, and wait for its outcome."""
+
+    def __init__(self, process, conn, sink: JobSink, on_exit: Callable[["Execution"], None]):
+        self._process = process
+        self._conn = conn
+        self._sink = sink
+        self._on_exit = on_exit
+        self._send_lock = threading.Lock()
+        self._paused = False
+        self._halted = False
+        self._outcome: Outcome | None = None
+        self._finished = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="job-reader", daemon=True)
+
+    def _begin(self, request: JobRequest) -> None:
+        self._send(("run", request))
+        self._reader.start()
+
+    def _send(self, message) -> bool:
+        with self._send_lock:
+            try:
+                self._conn.send(message)
+                return True
+            except (OSError, EOFError, BrokenPipeError):
+                return False
+
+    def _read(self) -> None:
+        results = self._sink.results
+        outcome = None
+        try:
+            while outcome is None:
+                message = self._conn.recv()
+                kind = message[0]
+                if kind == "values":
+                    results.add_values(*message[1:])
+                elif kind == "adc":
+                    results.add_adc(*message[1:])
+                elif kind == "paused":
+                    self._paused = True
+                elif kind == "io":
+                    self._sink.on_io(message[1], message[2])
+                elif kind == "done":
+                    outcome = Outcome("completed", duration_ns=message[1], statements=message[2])
+                elif kind == "error":
+                    outcome = Outcome("error", [message[1]])
+        except (EOFError, OSError):
+            if self._halted:
+                outcome = Outcome("halted")
+            else:
+                self._process.join(1)
+                outcome = Outcome("error", [f"the worker process running the job died (exit code "
+                                            f"{self._process.exitcode})"])
+        except Exception as exc:  # results refused the data (memory cap) or could not process it
+            self._kill()
+            outcome = Outcome("error", [str(exc)])
+        self._outcome = outcome
+        self._finished.set()
+        self._on_exit(self)
+
+    def _kill(self) -> None:
+        self._halted = True
+        self._process.kill()
+
+    @property
+    def reusable(self) -> bool:
+        return self._outcome is not None and self._outcome.status == "completed" and self._process.is_alive()
+
+    def wait(self, timeout: float | None = None) -> Outcome | None:
+        self._finished.wait(timeout)
+        return self._outcome
+
+    def halt(self) -> bool:
+        if self._finished.is_set():
+            return False
+        self._kill()
+        self._finished.wait(5)
+        return True
+
+    def resume(self) -> bool:
+        if not self._paused:
+            return False
+        self._paused = False
+        return self._send(("resume",))
+
+    @property
+    def is_paused(self) -> bool:
+        return self._paused and not self._finished.is_set()
+
+    def push_input_stream(self, name: str, values: list) -> bool:
+        return self._send(("input", name, list(values)))
+
+    def set_io(self, number: int, value) -> None:
+        self._send(("io", number, value))
+
+
+class WorkerPool:
+    """Warm worker processes; one job per worker at a time."""
+
+    def __init__(self, size: int):
+        self._context = multiprocessing.get_context("spawn")  # fork is unsafe next to grpc's threads
+        self._size = max(1, size)
+        self._idle: list[tuple[Any, Any]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        for _ in range(self._size):
+            self._idle.append(self._spawn())
+
+    def _spawn(self):
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_worker_main, args=(child,), name="qopemu-worker", daemon=True)
+        process.start()
+        child.close()
+        return process, parent
+
+    def start(self, request: JobRequest, sink: JobSink) -> Execution:
+        with self._lock:
+            while self._idle:
+                process, conn = self._idle.pop()
+                if process.is_alive():
+                    break
+            else:
+                process, conn = self._spawn()
+        execution = Execution(process, conn, sink, self._release)
+        execution._begin(request)
+        return execution
+
+    def _release(self, execution: Execution) -> None:
+        with self._lock:
+            if self._closed:
+                execution._process.kill()
+                return
+            if execution.reusable and len(self._idle) < self._size:
+                self._idle.append((execution._process, execution._conn))
+                return
+        execution._process.kill()
+        if not self._closed:
+            # Replace the worker off the job's thread: spawning takes a few hundred ms.
+            threading.Thread(target=self._refill, daemon=True).start()
+
+    def _refill(self) -> None:
+        worker = self._spawn()
+        with self._lock:
+            if not self._closed and len(self._idle) < self._size:
+                self._idle.append(worker)
+                return
+        worker[0].kill()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for process, _ in idle:
+            process.kill()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# worker side
+
+
+class _WorkerHost:
+    """The engine's JobHost inside a worker: batches saves and talks to the server over the pipe."""
+
+    def __init__(self, conn, io_values: dict, realtime: bool):
+        self._conn = conn
+        self._io = dict(io_values)
+        self._inputs: dict[str, list] = {}
+        self._resumed = False
+        self._realtime_origin = time.monotonic() if realtime else None
+        self._values: dict[tuple[str, str], tuple[list, list]] = {}
+        self._buffered = 0
+        self._lock = threading.Lock()  # saves (job thread) vs the periodic flush (flusher thread)
+        self._send_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_periodically, daemon=True)
+        self._flusher.start()
+
+    # JobHost ----------------------------------------------------------------------------------------------------
+    def save(self, tag: str, kind: str, value, timestamp_ns: int) -> None:
+        if self._realtime_origin is not None:
+            delay = self._realtime_origin + timestamp_ns * 1e-9 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        with self._lock:
+            entry = self._values.get((tag, kind))
+            if entry is None:
+                entry = self._values[(tag, kind)] = ([], [])
+            entry[0].append(value)
+            entry[1].append(timestamp_ns)
+            self._buffered += 1
+            full = self._buffered >= _FLUSH_ITEMS
+        if full:
+            self.flush()
+
+    def save_adc(self, tag: str, input_number: int, trace, timestamp_ns: int) -> None:
+        self.flush()
+        self._send(("adc", tag, input_number, np.asarray(trace, dtype=np.int16)[None, :],
+                    np.array([timestamp_ns], dtype=np.int64)))
+
+    def pause(self) -> None:
+        self.flush()
+        self._resumed = False
+        self._send(("paused",))
+        while not self._resumed:
+            self._handle(self._conn.recv())
+
+    def read_input_stream(self, name: str, count: int) -> list:
+        self.flush()
+        queue = self._inputs.setdefault(name, [])
+        while len(queue) < count:
+            self._handle(self._conn.recv())
+        taken, self._inputs[name] = queue[:count], queue[count:]
+        return taken
+
+    def get_io(self, number: int):
+        while self._conn.poll(0):
+            self._handle(self._conn.recv())
+        return self._io.get(number, 0)
+
+    def set_io(self, number: int, value) -> None:
+        self._io[number] = value
+        self._send(("io", number, value))
+
+    # plumbing ---------------------------------------------------------------------------------------------------
+    def _handle(self, message) -> None:
+        kind = message[0]
+        if kind == "resume":
+            self._resumed = True
+        elif kind == "input":
+            name = message[1].removeprefix("input_stream_")
+            self._inputs.setdefault(name, []).extend(message[2])
+        elif kind == "io":
+            self._io[message[1]] = message[2]
+
+    def _send(self, message) -> None:
+        with self._send_lock:
+            self._conn.send(message)
+
+    def flush(self) -> None:
+        with self._lock:
+            batches, self._values, self._buffered = self._values, {}, 0
+        for (tag, kind), (values, stamps) in batches.items():
+            self._send(("values", tag, kind, np.array(values, dtype=_DTYPES[kind]), np.array(stamps, dtype=np.int64)))
+
+    def _flush_periodically(self) -> None:
+        while not self._stop.wait(_FLUSH_INTERVAL_S):
+            if self._buffered:
+                self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._flusher.join()
+        self.flush()
+
+
+def _input_source(request: JobRequest):
+    from qopemu.engine import inputs
+
+    if request.loopback:
+        return inputs.Loopback(request.config, list(request.loopback), request.loopback_latency_ns, request.noise_std)
+    return inputs.NoInputs(request.noise_std)
+
+
+def _worker_main(conn) -> None:
+    """Run jobs sent over `conn`, one after the other, until the pipe closes."""
+    from qopemu.engine import runtime
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] != "run":
+            continue  # a late control message for a job that already ended
+        request: JobRequest = message[1]
+        host = _WorkerHost(conn, request.io_values, request.realtime)
+        try:
+            summary = runtime.run(request.program, host, _input_source(request),
+                                  waveform_overrides=request.waveform_overrides)
+            host.close()
+            host._send(("done", summary.duration_ns, summary.statements))
+        except Exception as exc:  # the job fails, the worker lives on for the next one
+            host.close()
+            host._send(("error", f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))

@@ -1,0 +1,107 @@
+"""One running job per QM, QMs in parallel.
+
+Each open QM has a runner thread that takes the job at position 1 as soon as the previous one has ended and
+hands it to the engine's worker pool. Different QMs' runners are independent, and the jobs themselves run in
+worker processes, so one QM's program never slows another QM's queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from qopemu.engine.worker import JobRequest, JobSink, WorkerPool
+from qopemu.platform.jobs import Job
+from qopemu.platform.machines import QuantumMachine
+from qopemu.platform.queue import QueueClosed
+from qopemu.results.store import JobResults
+from qopemu.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class QmRunner:
+    def __init__(self, qm: QuantumMachine, pool: WorkerPool, settings: Settings):
+        self._qm = qm
+        self._pool = pool
+        self._settings = settings
+        self._running: Job | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name=f"runner-{qm.id}", daemon=True)
+        self._thread.start()
+
+    @property
+    def running_job(self) -> Job | None:
+        with self._lock:
+            return self._running
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                job = self._qm.queue.pop_next()
+            except QueueClosed:
+                return
+            if job is None:
+                continue
+            with self._lock:
+                self._running = job
+            try:
+                run_job(job, self._qm, self._pool, self._settings)
+            except Exception:  # never let one job take the QM's runner down with it
+                log.exception("job %s failed in the server", job.id)
+                job.fail(["internal error in qopemu while running the job; see the server log"])
+            finally:
+                with self._lock:
+                    self._running = None
+
+    def stop(self) -> None:
+        """The QM is closing: its queue is already closed; halt the running job and let the thread end."""
+        job = self.running_job
+        if job is not None and job.execution is not None:
+            job.execution.halt()
+        if job is not None:
+            job.cancel()
+
+
+def results_for(job: Job, settings: Settings) -> JobResults:
+    program = job.program
+    return JobResults(program.result_model, memory_cap_bytes=settings.results_memory_cap_mb << 20,
+                      stream_kinds=program.stream_kinds)
+
+
+def run_job(job: Job, qm: QuantumMachine, pool: WorkerPool, settings: Settings) -> None:
+    """Run a loaded job to its end on a worker, and record how it ended."""
+    job.results = results_for(job, settings)
+    with qm.lock:
+        io_values = dict(qm.io_values)
+    request = JobRequest(
+        job_id=job.id, program=job.program, config=qm.config, waveform_overrides=job.waveform_overrides,
+        io_values=io_values, noise_std=settings.inputs.noise_std, loopback=settings.inputs.loopback,
+        loopback_latency_ns=settings.inputs.latency_ns, realtime=settings.realtime,
+    )
+    execution = pool.start(request, JobSink(job.results, _io_setter(qm)))
+    job.execution = execution
+    if not job.start():  # canceled between loading and starting (QM closing)
+        execution.halt()
+        job.results.close()
+        return
+    outcome = execution.wait()
+    if outcome.status == "completed":
+        job.results.finish()
+        job.complete()
+    elif outcome.status == "error":
+        for message in outcome.messages:
+            job.results.add_error(1, message)
+        job.results.close()
+        job.fail(outcome.messages)
+    else:
+        job.results.close()
+        job.cancel()
+
+
+def _io_setter(qm: QuantumMachine) -> Callable:
+    def set_io(number: int, value) -> None:
+        with qm.lock:
+            qm.io_values[number] = value
+    return set_io
