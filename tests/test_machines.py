@@ -1,0 +1,151 @@
+"""Several QMs on one platform, through the real client (issue: server foundation)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from qm.exceptions import OpenQmException
+
+from configs import config, single_element_config
+
+
+def test_handshake_version_and_controllers(qmm):
+    version = qmm.version()
+    assert "qopemu" in version.gateway
+    assert version.QOP == "2.6.0"
+    assert list(qmm.get_controllers()) == ["con1"]
+
+
+def test_two_qms_share_a_port_marked_shareable_in_both(connect):
+    alice, bob = connect("alice"), connect("bob")
+    qm1 = alice.open_qm(single_element_config({1: {"offset": 0.0, "shareable": True}, 2: {}}),
+                        close_other_machines=False)
+    qm2 = bob.open_qm(single_element_config({1: {"offset": 0.0, "shareable": True}, 3: {}}),
+                      close_other_machines=False)
+    assert set(alice.list_open_qms()) == {qm1.id, qm2.id}
+    # the shareable flag survives the round trip to another user
+    fetched = bob.get_qm(qm1.id).get_config()
+    assert fetched["controllers"]["con1"]["analog_outputs"][1]["shareable"] is True
+
+
+@pytest.mark.parametrize("first_shareable, second_shareable", [(True, False), (False, True), (False, False)])
+def test_port_conflict_refused_naming_port_and_holder(connect, first_shareable, second_shareable):
+    qmm = connect("alice")
+    holder = qmm.open_qm(single_element_config({1: {"shareable": first_shareable}}), close_other_machines=False)
+    with pytest.raises(OpenQmException) as refused:
+        qmm.open_qm(single_element_config({1: {"shareable": second_shareable}}), close_other_machines=False)
+    text = str(refused.value)
+    assert "con1" in text and "analog_outputs" in text and holder.id in text
+    assert qmm.list_open_qms() == [holder.id]
+
+
+def test_shared_input_ports_and_digital_ports_follow_the_same_rule(connect):
+    qmm = connect("alice")
+    first = single_element_config({1: {}}, analog_inputs={1: {"shareable": True}})
+    second = single_element_config({2: {}}, analog_inputs={1: {"shareable": True}})
+    third = single_element_config({3: {}}, analog_inputs={1: {}})
+    qmm.open_qm(first, close_other_machines=False)
+    qmm.open_qm(second, close_other_machines=False)
+    with pytest.raises(OpenQmException, match="analog_inputs"):
+        qmm.open_qm(third, close_other_machines=False)
+    digital_a = single_element_config({4: {}})
+    digital_a["controllers"]["con1"]["digital_outputs"] = {5: {}}
+    digital_b = single_element_config({5: {}})
+    digital_b["controllers"]["con1"]["digital_outputs"] = {5: {}}
+    qmm.open_qm(digital_a, close_other_machines=False)
+    with pytest.raises(OpenQmException, match="digital_outputs"):
+        qmm.open_qm(digital_b, close_other_machines=False)
+
+
+def test_close_other_machines_true_closes_only_the_blocking_qms(connect):
+    qmm = connect("alice")
+    blocking = qmm.open_qm(single_element_config({1: {}}), close_other_machines=False)
+    bystander = qmm.open_qm(single_element_config({2: {}}), close_other_machines=False)
+    new = qmm.open_qm(single_element_config({1: {}}), close_other_machines=True)
+    assert set(qmm.list_open_qms()) == {bystander.id, new.id}
+    assert blocking.id not in qmm.list_open_qms()
+
+
+def test_default_close_behaves_like_true(connect):
+    qmm = connect("alice")
+    first = qmm.open_qm(single_element_config({1: {}}))
+    second = qmm.open_qm(single_element_config({1: {}}))
+    assert qmm.list_open_qms() == [second.id]
+    assert first.id != second.id
+
+
+def test_cores_are_counted_across_qms(connect):
+    qmm = connect("alice")
+    # 9 IQ elements = 18 cores: the whole OPX+
+    qmm.open_qm(single_element_config({1: {}, 2: {}}, n_elements=9, iq=True), close_other_machines=False)
+    with pytest.raises(OpenQmException) as refused:
+        qmm.open_qm(single_element_config({3: {}}), close_other_machines=False)
+    assert "needs 1 cores, 0 of 18 are free" in str(refused.value)
+
+
+def test_elements_naming_one_core_share_it(connect):
+    qmm = connect("alice")
+    qmm.open_qm(single_element_config({1: {}}, n_elements=17), close_other_machines=False)  # 17 cores
+    # 5 elements on one named core take a single core: fits in the 18th
+    qmm.open_qm(single_element_config({2: {}}, n_elements=5, core="shared"), close_other_machines=False)
+    with pytest.raises(OpenQmException, match="needs 1 cores, 0 of 18 are free"):
+        qmm.open_qm(single_element_config({3: {}}), close_other_machines=False)
+
+
+def test_too_many_cores_in_one_config(connect):
+    qmm = connect("alice")
+    with pytest.raises(OpenQmException, match="needs 20 cores, 18 of 18 are free"):
+        qmm.open_qm(single_element_config({1: {}, 2: {}}, n_elements=10, iq=True), close_other_machines=False)
+
+
+def test_config_errors_are_all_reported_with_their_key_paths(qmm):
+    bad = config()
+    bad["controllers"]["con1"]["analog_outputs"][11] = {"offset": 0.0}  # OPX+ has 10
+    bad["elements"]["qubit"]["operations"]["ghost"] = "no_such_pulse"
+    bad["pulses"]["pi_pulse"]["length"] = 44  # the arbitrary waveform has 40 samples
+    bad["pulses"]["readout_pulse"]["integration_weights"]["cos"] = "no_such_weights"
+    with pytest.raises(OpenQmException) as refused:
+        qmm.open_qm(bad, close_other_machines=False)
+    text = str(refused.value)
+    for path in ("controllers.con1.analog_outputs.11", "elements.qubit.operations.ghost",
+                 "pulses.pi_pulse.waveforms.I", "pulses.readout_pulse.integration_weights.cos"):
+        assert path in text, f"{path} missing from: {text}"
+    assert qmm.list_open_qms() == []
+
+
+def test_unknown_controller_is_refused(qmm):
+    bad = single_element_config({1: {}})
+    bad["controllers"]["con2"] = {"analog_outputs": {1: {}}}
+    with pytest.raises(OpenQmException, match="controller 'con2' does not exist"):
+        qmm.open_qm(bad, close_other_machines=False)
+
+
+def test_close_frees_ports_and_close_all_frees_everything(connect):
+    qmm = connect("alice")
+    qm = qmm.open_qm(single_element_config({1: {}}), close_other_machines=False)
+    qm.close()
+    again = qmm.open_qm(single_element_config({1: {}}), close_other_machines=False)
+    qmm.open_qm(single_element_config({2: {}}), close_other_machines=False)
+    qmm.close_all_qms()
+    assert qmm.list_open_qms() == []
+    assert again.id not in qmm.list_open_qms()
+    qmm.open_qm(single_element_config({1: {}, 2: {}}, n_elements=9, iq=True), close_other_machines=False)
+
+
+def test_another_client_process_sees_the_same_qm(server, connect):
+    qmm = connect("alice")
+    qm = qmm.open_qm(single_element_config({1: {"offset": 0.25, "shareable": True}}), close_other_machines=False)
+    script = textwrap.dedent(f"""
+        from qm import QuantumMachinesManager
+        qmm = QuantumMachinesManager("{server.host}", {server.port}, connection_headers={{"x-qop-user": "bob"}})
+        ids = qmm.list_open_qms()
+        qm = qmm.get_qm(ids[0])
+        port = qm.get_config()["controllers"]["con1"]["analog_outputs"][1]
+        print(qm.id, port["offset"], port["shareable"])
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [qm.id, "0.25", "True"]
