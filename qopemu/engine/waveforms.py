@@ -189,7 +189,8 @@ class Synthesizer:
         """The port's DC offset over [start, start + length): the config offset, then each set_dc_offset from its
         start on (the last one in program order wins at equal times). None when it is 0 throughout."""
         base = self.config.port(port).offset
-        changes = [e for e in events if self._input_port(e.element, e.port_key) == port]
+        elements = self.config.elements
+        changes = [e for e in events if input_port(elements[e.element], e.port_key) == port]
         if not changes:
             return base or None
         changes.sort(key=lambda e: e.start)
@@ -197,16 +198,6 @@ class Synthesizer:
         values = np.array([e.value for e in changes])
         index = np.searchsorted(times, np.arange(start, start + length), side="right") - 1
         return np.where(index >= 0, values[np.maximum(index, 0)], base)
-
-    def _input_port(self, element_name: str, key: str) -> PortRef | None:
-        element = self.config.elements.get(element_name)
-        if element is None:
-            return None
-        if element.single_input is not None:
-            return element.single_input
-        if element.mixed_inputs is not None:
-            return {"I": element.mixed_inputs[0], "Q": element.mixed_inputs[1]}.get(key)
-        return element.multiple_inputs.get(key)
 
     def _render_element(
         self,
@@ -389,16 +380,11 @@ class Synthesizer:
     def _to_ports(self, element: Element, carrier: np.ndarray) -> tuple[tuple[PortRef, ...], list[np.ndarray]]:
         """The modulated complex signal as played by each analog port of the element."""
         if element.mixed_inputs is not None:
-            c00, c01, c10, c11 = self._correction(element)
+            c00, c01, c10, c11 = correction_matrix(self.config, element)
             i, q = carrier.real, carrier.imag
             return element.mixed_inputs, [c00 * i + c01 * q, c10 * i + c11 * q]
         ports = element.analog_ports
         return ports, [carrier.real] * len(ports)
-
-    def _correction(self, element: Element) -> tuple[float, float, float, float]:
-        if element.mixer is None or element.mixer not in self.config.mixers:
-            return (1.0, 0.0, 0.0, 1.0)
-        return self.config.mixers[element.mixer].matrix_for(element.intermediate_frequency, element.lo_frequency)
 
     def _add(self, element: Element, carrier: np.ndarray, buffers: dict[PortRef, np.ndarray], at: int) -> None:
         ports, outputs = self._to_ports(element, carrier)
@@ -506,6 +492,23 @@ class Synthesizer:
             cached = (np.array(highs, dtype=np.int64), np.array(lows, dtype=np.int64), last_high)
             self._markers[key] = cached
         return cached
+
+
+def input_port(element: Element, key: str) -> PortRef | None:
+    """The analog output behind an element input key: "single", "I"/"Q", or a multiple-inputs name."""
+    if element.single_input is not None:
+        return element.single_input
+    if element.mixed_inputs is not None:
+        return {"I": element.mixed_inputs[0], "Q": element.mixed_inputs[1]}.get(key)
+    return element.multiple_inputs.get(key)
+
+
+def correction_matrix(config: QmConfig, element: Element) -> tuple[float, float, float, float]:
+    """The mixer correction (v00, v01, v10, v11) the element's pulses go through: its mixer's entry for the
+    element's configured IF and LO; identity without a mixer or a matching entry."""
+    if element.mixer is None or element.mixer not in config.mixers:
+        return (1.0, 0.0, 0.0, 1.0)
+    return config.mixers[element.mixer].matrix_for(element.intermediate_frequency, element.lo_frequency)
 
 
 def _paint(highs: list[np.ndarray], lows: list[np.ndarray], length: int) -> np.ndarray:

@@ -1,0 +1,195 @@
+"""What the analog inputs see (DESIGN.md, "Inputs").
+
+An input source answers "which volts reach input (controller, port) over this window", before the input's offset and
+noise, which the acquisition adds (it owns the ADC model). Three sources exist, one per simulation interface of
+`SimulationConfig` (qm-qua `qm/simulate/`): nothing connected, a loopback of output ports into input ports, and raw
+samples given by the user. A physical device model can plug in later through the same small interface.
+
+Noise: `LoopbackInterface`/`RawInterface` take `noisePower`, the variance of the Gaussian noise in V^2 (SimulationConfig
+API reference), so the standard deviation here is its square root.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from qopemu.engine.events import DcOffsetEvent, PlayEvent, RampToZeroEvent
+from qopemu.engine.waveforms import CROSSTALK_DELAY_NS, Synthesizer
+from qopemu.qmconfig import ANALOG_OUTPUTS, PortRef, QmConfig
+
+# (from_controller, from_output_port, to_controller, to_input_port)
+Connection = tuple[str, int, str, int]
+
+# Loopback windows kept per source; a measure with dual demodulation asks for the same window once per input.
+_CACHE_SIZE = 64
+
+
+class InputSource(Protocol):
+    noise_std: float
+    needs_events: bool  # True when the source must see the run's events (loopback)
+
+    def record(self, event: object) -> None: ...
+
+    def samples(self, controller: str, port: int, start_ns: int, length_ns: int) -> np.ndarray | None:
+        """Volts at the input over [start_ns, start_ns + length_ns), without noise or input offset; None when
+        nothing is routed there."""
+        ...
+
+
+def noise_std_from_power(noise_power: float) -> float:
+    """`noisePower` is a variance in V^2; a negative value from a client is treated as no noise."""
+    return math.sqrt(noise_power) if noise_power > 0 else 0.0
+
+
+class NoInputs:
+    """No simulation interface: every input reads zero volts (plus noise, if any)."""
+
+    needs_events = False
+
+    def __init__(self, noise_std: float = 0.0):
+        self.noise_std = noise_std
+
+    def record(self, event: object) -> None:
+        pass
+
+    def samples(self, controller: str, port: int, start_ns: int, length_ns: int) -> np.ndarray | None:
+        return None
+
+
+class RawInputs:
+    """`RawInterface`: the user's samples (1 ns each, from the start of the job) fed into input ports; after the
+    last sample the input reads 0 V. Several sample lists into one port add up."""
+
+    needs_events = False
+
+    def __init__(self, samples: Mapping[tuple[str, int], np.ndarray], noise_std: float = 0.0):
+        self.noise_std = noise_std
+        self._samples = {key: np.asarray(values, dtype=float) for key, values in samples.items()}
+
+    def record(self, event: object) -> None:
+        pass
+
+    def samples(self, controller: str, port: int, start_ns: int, length_ns: int) -> np.ndarray | None:
+        source = self._samples.get((controller, port))
+        if source is None:
+            return None
+        out = np.zeros(length_ns)
+        lo, hi = max(start_ns, 0), min(start_ns + length_ns, source.size)
+        if hi > lo:
+            out[lo - start_ns : hi - start_ns] = source[lo:hi]
+        return out
+
+
+class Loopback:
+    """`LoopbackInterface`: output ports wired to input ports; an input sees the wired outputs `latency_ns` later.
+
+    The output is rendered by the same synthesis as the simulated samples (port offsets, delays and crosstalk
+    included), only over the window asked for and only from the elements that drive the wired outputs.
+
+    Limit: the runtime records events as it executes the program, in program order. An input sees the pulses recorded
+    when it is sampled, so a pulse of an element that comes later in the program but plays earlier in time than the
+    acquisition window (elements run in parallel) is not seen by that acquisition.
+    """
+
+    needs_events = True
+
+    def __init__(
+        self,
+        config: QmConfig,
+        connections: Sequence[Connection],
+        latency_ns: int = 24,
+        noise_std: float = 0.0,
+    ):
+        self.noise_std = noise_std
+        self.latency_ns = latency_ns
+        self._synth = Synthesizer(config)
+        self._routes: dict[tuple[str, int], list[PortRef]] = {}
+        for from_controller, from_port, to_controller, to_port in connections:
+            source = PortRef(from_controller, ANALOG_OUTPUTS, from_port)
+            self._routes.setdefault((to_controller, to_port), []).append(source)
+        # Every output a wired port plays, crosstalk included, comes from these ports' elements.
+        declared = config.used_ports()
+        feeding = {
+            q
+            for sources in self._routes.values()
+            for source in sources
+            if source in declared
+            for q in _crosstalk_sources(config, source)
+        }
+        self._elements = {
+            name for name, element in config.elements.items() if feeding.intersection(element.analog_ports)
+        }
+        self._sticky = {
+            name for name in self._elements if (s := config.elements[name].sticky) is not None and s.analog
+        }
+        self._timelines: dict[str, list[PlayEvent | RampToZeroEvent]] = {}
+        self._starts: dict[str, list[int]] = {}
+        self._longest: dict[str, int] = {}
+        self._offsets: list[DcOffsetEvent] = []
+        self._recorded = 0
+        self._cache: dict[tuple, np.ndarray] = {}
+        # How far before an output window a pulse can start and still show in it.
+        delays = [p.delay for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
+        self._reach = max(delays, default=0) + CROSSTALK_DELAY_NS
+
+    def record(self, event: object) -> None:
+        if isinstance(event, DcOffsetEvent):
+            if event.element in self._elements:
+                self._offsets.append(event)
+                self._recorded += 1
+            return
+        if not isinstance(event, (PlayEvent, RampToZeroEvent)) or event.element not in self._elements:
+            return
+        timeline = self._timelines.setdefault(event.element, [])
+        starts = self._starts.setdefault(event.element, [])
+        at = bisect.bisect_right(starts, event.start)
+        starts.insert(at, event.start)
+        timeline.insert(at, event)
+        span = event.length if isinstance(event, PlayEvent) else event.duration
+        self._longest[event.element] = max(self._longest.get(event.element, 0), span)
+        self._recorded += 1
+
+    def samples(self, controller: str, port: int, start_ns: int, length_ns: int) -> np.ndarray | None:
+        sources = self._routes.get((controller, port))
+        if sources is None:
+            return None
+        key = (controller, port, start_ns, length_ns, self._recorded)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached.copy()
+        window_start = start_ns - self.latency_ns
+        rendered = self._synth.render(
+            self._events_near(window_start, length_ns),
+            window_start,
+            length_ns,
+            include_digital=False,
+            analog_ports=sources,
+        )
+        out = np.zeros(length_ns)
+        for source in sources:
+            out += rendered.analog[(source.controller, source.number)]
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = out
+        return out.copy()
+
+    def _events_near(self, start: int, length: int) -> list[object]:
+        """The recorded events that can reach the output window: those overlapping it (widened by the largest port
+        delay), and the whole history of sticky elements, whose held level depends on every earlier pulse."""
+        lo, hi = start - self._reach, start + length
+        events: list[object] = list(self._offsets)
+        for name, timeline in self._timelines.items():
+            starts = self._starts[name]
+            last = bisect.bisect_left(starts, hi)
+            first = 0 if name in self._sticky else bisect.bisect_left(starts, lo - self._longest[name])
+            events.extend(timeline[first:last])
+        return events
+
+
+def _crosstalk_sources(config: QmConfig, port: PortRef) -> list[PortRef]:
+    """The ports whose pulses reach `port`: itself and those its crosstalk terms name."""
+    return [port] + [PortRef(port.controller, ANALOG_OUTPUTS, q) for q, _ in config.port(port).crosstalk]
