@@ -4,10 +4,13 @@ A CPU-bound QUA program holds the GIL for as long as it runs; in its own process
 operations, other QMs or `halt`. Halting kills the process, which stops any program — an infinite loop
 included — at once, and a fresh worker takes its place. A worker that dies for any reason fails its job.
 
+Simulations run the same way, so the engine that simulates is the engine that executes.
+
 Messages, worker -> server (one pipe per worker):
     ("values", tag, kind, values, timestamps)   batched saves
     ("adc", tag, input_number, traces, timestamps)
-    ("paused",)  ("io", number, value)  ("done", duration_ns, statements)  ("error", message)
+    ("paused",)  ("io", number, value)  ("simulated", OutputSamples, waveform report)
+    ("done", duration_ns, statements)  ("error", message)
 Messages, server -> worker:
     ("run", JobRequest)  ("resume",)  ("input", name, values)  ("io", number, value)
 """
@@ -30,19 +33,39 @@ _FLUSH_ITEMS = 1 << 16
 _DTYPES = {"int": np.int64, "fixed": np.float64, "bool": np.bool_}
 
 
+@dataclass(frozen=True)
+class InputModel:
+    """What the analog inputs see, as plain data; the worker builds the engine's input source from it."""
+
+    noise_std: float = 0.0
+    loopback: tuple[tuple[str, int, str, int], ...] = ()  # (from controller, output, to controller, input)
+    latency_ns: int = 24
+    raw: tuple[tuple[str, int, tuple[float, ...]], ...] = ()  # (controller, input, samples at 1 ns)
+
+    def build(self, config):
+        from qopemu.engine import inputs
+
+        if self.raw:
+            return inputs.RawInputs({(c, p): np.asarray(s, dtype=float) for c, p, s in self.raw}, self.noise_std)
+        if self.loopback:
+            return inputs.Loopback(config, list(self.loopback), self.latency_ns, self.noise_std)
+        return inputs.NoInputs(self.noise_std)
+
+
 @dataclass
 class JobRequest:
     """Everything a worker needs to run one job; pickled across the process boundary."""
 
     job_id: str
     program: Any  # engine.compiler.CompiledProgram
-    config: Any  # qmconfig.QmConfig (the loopback model renders the QM's pulses)
+    config: Any  # qmconfig.QmConfig (the loopback model and simulation render the QM's pulses)
     waveform_overrides: dict = field(default_factory=dict)
     io_values: dict = field(default_factory=dict)
-    noise_std: float = 0.0
-    loopback: tuple = ()
-    loopback_latency_ns: int = 24
+    inputs: InputModel = InputModel()
     realtime: bool = False
+    simulate_ns: int | None = None  # a simulation: run this long and send back the output samples
+    include_analog: bool = True
+    include_digital: bool = True
 
 
 @dataclass
@@ -51,6 +74,8 @@ class Outcome:
     messages: list[str] = field(default_factory=list)
     duration_ns: int = 0
     statements: int = 0
+    samples: Any = None  # simulations: engine.waveforms.OutputSamples
+    waveform_report: dict | None = None
 
 
 class JobSink:
@@ -95,6 +120,7 @@ class Execution:
     def _read(self) -> None:
         results = self._sink.results
         outcome = None
+        simulated = (None, None)
         try:
             while outcome is None:
                 message = self._conn.recv()
@@ -107,8 +133,11 @@ class Execution:
                     self._paused = True
                 elif kind == "io":
                     self._sink.on_io(message[1], message[2])
+                elif kind == "simulated":
+                    simulated = message[1], message[2]
                 elif kind == "done":
-                    outcome = Outcome("completed", duration_ns=message[1], statements=message[2])
+                    outcome = Outcome("completed", duration_ns=message[1], statements=message[2],
+                                      samples=simulated[0], waveform_report=simulated[1])
                 elif kind == "error":
                     outcome = Outcome("error", [message[1]])
         except (EOFError, OSError):
@@ -320,18 +349,26 @@ class _WorkerHost:
         self.flush()
 
 
-def _input_source(request: JobRequest):
-    from qopemu.engine import inputs
+def _run(request: JobRequest, host: _WorkerHost):
+    from qopemu.engine import runtime
 
-    if request.loopback:
-        return inputs.Loopback(request.config, list(request.loopback), request.loopback_latency_ns, request.noise_std)
-    return inputs.NoInputs(request.noise_std)
+    source = request.inputs.build(request.config)
+    if request.simulate_ns is None:
+        return runtime.run(request.program, host, source, waveform_overrides=request.waveform_overrides)
+    from qopemu.engine import waveform_report, waveforms
+
+    summary = runtime.run(request.program, host, source, max_time_ns=request.simulate_ns, record_events=True,
+                          waveform_overrides=request.waveform_overrides)
+    samples = waveforms.render(summary.events, request.config, request.simulate_ns,
+                               include_analog=request.include_analog, include_digital=request.include_digital)
+    report = waveform_report.build_waveform_report(summary.events, request.config, request.simulate_ns)
+    host.flush()
+    host._send(("simulated", samples, report))
+    return summary
 
 
 def _worker_main(conn) -> None:
     """Run jobs sent over `conn`, one after the other, until the pipe closes."""
-    from qopemu.engine import runtime
-
     while True:
         try:
             message = conn.recv()
@@ -342,8 +379,7 @@ def _worker_main(conn) -> None:
         request: JobRequest = message[1]
         host = _WorkerHost(conn, request.io_values, request.realtime)
         try:
-            summary = runtime.run(request.program, host, _input_source(request),
-                                  waveform_overrides=request.waveform_overrides)
+            summary = _run(request, host)
             host.close()
             host._send(("done", summary.duration_ns, summary.statements))
         except Exception as exc:  # the job fails, the worker lives on for the next one

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -54,8 +55,9 @@ class QuantumMachine:
     queue: JobQueue = field(default_factory=JobQueue)
     io_values: dict[int, Any] = field(default_factory=lambda: {1: 0, 2: 0})
     compiled_programs: dict[str, Any] = field(default_factory=dict)  # program id -> engine CompiledProgram
+    compile_cache: OrderedDict = field(default_factory=OrderedDict)  # program digest -> CompiledProgram
     runner: Any = None  # platform.scheduler.QmRunner
-    lock: threading.Lock = field(default_factory=threading.Lock)  # guards io_values and compiled_programs
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards io_values and the program tables
 
     def cores_by_controller(self) -> dict[str, int]:
         return cores_by_controller(self.config)

@@ -7,6 +7,7 @@ crosses this line except the program message, which goes straight to the engine'
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -14,17 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from qopemu import qmconfig
 from qopemu.engine import compiler
-from qopemu.engine.worker import WorkerPool
+from qopemu.engine.worker import InputModel, JobRequest, WorkerPool
 from qopemu.platform.hardware import Hardware
 from qopemu.platform.jobs import Job, JobIds, JobStatus
 from qopemu.platform.machines import Machines, QuantumMachine
 from qopemu.platform.queue import JobFilter, QueueClosed
-from qopemu.platform.scheduler import QmRunner
+from qopemu.platform.scheduler import QmRunner, run_job
 from qopemu.platform.store import JobStore
 from qopemu.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_COMPILE_CACHE_SIZE = 64  # programs per QM
 
 
 class Refused(Exception):
@@ -37,6 +41,14 @@ class Refused(Exception):
 
 class JobNotFound(Refused):
     pass
+
+
+class ConfigRefused(Refused):
+    """A simulation's config is invalid; carries the config problems with their key paths."""
+
+    def __init__(self, problems: list[qmconfig.ConfigProblem]):
+        self.problems = problems
+        super().__init__([f"{p.path}: {p.message}" for p in problems])
 
 
 @dataclass(frozen=True)
@@ -85,10 +97,23 @@ class Qop:
         return program_id
 
     def _compile(self, qm: QuantumMachine, program_pb):
+        """Compile against the QM's config; a program sent again (same bytes) reuses its compiled form, since
+        users resubmit the same program many times and compiling costs more than queueing."""
+        digest = hashlib.blake2b(program_pb.SerializeToString(deterministic=True), digest_size=16).digest()
+        with qm.lock:
+            compiled = qm.compile_cache.get(digest)
+            if compiled is not None:
+                qm.compile_cache.move_to_end(digest)
+                return compiled
         try:
-            return compiler.compile_program(program_pb, qm.config)
+            compiled = compiler.compile_program(program_pb, qm.config)
         except compiler.CompileError as exc:
             raise Refused(exc.messages) from None
+        with qm.lock:
+            qm.compile_cache[digest] = compiled
+            if len(qm.compile_cache) > _COMPILE_CACHE_SIZE:
+                qm.compile_cache.popitem(last=False)
+        return compiled
 
     def add(self, qm_id: str, program_pb, user: str, at_start: bool = False) -> Job:
         """`queue.add` / `queue.add_to_start`: a program that does not compile is refused here, at add time."""
@@ -193,3 +218,25 @@ class Qop:
         qm = self.machines.get(qm_id)
         with qm.lock:
             return dict(qm.io_values)
+
+    # -- simulation ---------------------------------------------------------------------------------------------
+
+    def simulate(self, config_pb, program_pb, user: str, *, duration_ns: int, inputs: InputModel,
+                 include_analog: bool = True, include_digital: bool = True) -> Job:
+        """Run `program_pb` against `config_pb` for `duration_ns` in a worker, outside any queue, and keep the
+        output samples on the returned job, whose results are readable like any other job's."""
+        try:
+            config = qmconfig.from_pb(config_pb, self.hardware.port_counts())
+        except qmconfig.ConfigError as exc:
+            raise ConfigRefused(exc.problems) from None
+        try:
+            compiled = compiler.compile_program(program_pb, config)
+        except compiler.CompileError as exc:
+            raise Refused(exc.messages) from None
+        job = Job(self._ids.next(), "", user, compiled, is_simulation=True)
+        self.jobs.add(job)
+        job.load()
+        request = JobRequest(job_id=job.id, program=compiled, config=config, inputs=inputs, simulate_ns=duration_ns,
+                             include_analog=include_analog, include_digital=include_digital)
+        job.simulated = run_job(job, request, self._pool, self.settings, on_io=lambda number, value: None)
+        return job

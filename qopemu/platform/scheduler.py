@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import Callable
 
-from qopemu.engine.worker import JobRequest, JobSink, WorkerPool
+from qopemu.engine.worker import InputModel, JobRequest, JobSink, Outcome, WorkerPool
 from qopemu.platform.jobs import Job
 from qopemu.platform.machines import QuantumMachine
 from qopemu.platform.queue import QueueClosed
@@ -47,7 +47,7 @@ class QmRunner:
             with self._lock:
                 self._running = job
             try:
-                run_job(job, self._qm, self._pool, self._settings)
+                execute_on_qm(job, self._qm, self._pool, self._settings)
             except Exception:  # never let one job take the QM's runner down with it
                 log.exception("job %s failed in the server", job.id)
                 job.fail(["internal error in qopemu while running the job; see the server log"])
@@ -64,28 +64,33 @@ class QmRunner:
             job.cancel()
 
 
-def results_for(job: Job, settings: Settings) -> JobResults:
-    program = job.program
-    return JobResults(program.result_model, memory_cap_bytes=settings.results_memory_cap_mb << 20,
-                      stream_kinds=program.stream_kinds)
+def executed_inputs(settings: Settings) -> InputModel:
+    """Executed jobs see the server-wide wiring of the settings' [inputs] table."""
+    return InputModel(settings.inputs.noise_std, settings.inputs.loopback, settings.inputs.latency_ns)
 
 
-def run_job(job: Job, qm: QuantumMachine, pool: WorkerPool, settings: Settings) -> None:
-    """Run a loaded job to its end on a worker, and record how it ended."""
-    job.results = results_for(job, settings)
+def execute_on_qm(job: Job, qm: QuantumMachine, pool: WorkerPool, settings: Settings) -> None:
     with qm.lock:
         io_values = dict(qm.io_values)
     request = JobRequest(
         job_id=job.id, program=job.program, config=qm.config, waveform_overrides=job.waveform_overrides,
-        io_values=io_values, noise_std=settings.inputs.noise_std, loopback=settings.inputs.loopback,
-        loopback_latency_ns=settings.inputs.latency_ns, realtime=settings.realtime,
+        io_values=io_values, inputs=executed_inputs(settings), realtime=settings.realtime,
     )
-    execution = pool.start(request, JobSink(job.results, _io_setter(qm)))
+    run_job(job, request, pool, settings, _io_setter(qm))
+
+
+def run_job(job: Job, request: JobRequest, pool: WorkerPool, settings: Settings,
+            on_io: Callable[[int, object], None]) -> Outcome:
+    """Run a loaded job to its end on a worker, and record how it ended in the job and its results."""
+    program = job.program
+    job.results = JobResults(program.result_model, memory_cap_bytes=settings.results_memory_cap_mb << 20,
+                             stream_kinds=program.stream_kinds)
+    execution = pool.start(request, JobSink(job.results, on_io))
     job.execution = execution
     if not job.start():  # canceled between loading and starting (QM closing)
         execution.halt()
         job.results.close()
-        return
+        return Outcome("halted")
     outcome = execution.wait()
     if outcome.status == "completed":
         job.results.finish()
@@ -98,6 +103,7 @@ def run_job(job: Job, qm: QuantumMachine, pool: WorkerPool, settings: Settings) 
     else:
         job.results.close()
         job.cancel()
+    return outcome
 
 
 def _io_setter(qm: QuantumMachine) -> Callable:
