@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,6 @@ import grpc
 from qm.grpc.io.qualang.api.v1 import info_service_pb2_grpc
 from qm.grpc.qm.pb import frontend_pb2_grpc, job_manager_pb2_grpc, job_results_pb2_grpc
 
-from qopemu import settings as settings_module
 from qopemu.edge.frontend import FrontendService
 from qopemu.edge.identity import Identity
 from qopemu.edge.info import GATEWAY_VERSION, InfoService
@@ -50,9 +50,7 @@ class Server:
 
     def __init__(self, settings: Settings | None = None, *, host: str | None = None, port: int | None = 0):
         base = settings or Settings()
-        self.settings = settings_module.from_dict(
-            {**base.__dict__, "host": host or base.host, "port": base.port if port is None else port}
-        )
+        self.settings = dataclasses.replace(base, host=host or base.host, port=base.port if port is None else port)
         self.qop: Qop | None = None
         self._grpc: grpc.Server | None = None
         self.host = self.settings.host
