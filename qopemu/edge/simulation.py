@@ -1,0 +1,179 @@
+"""The protocol side of simulation: `Frontend.Simulate` requests in, simulated parts and sample streams out.
+
+Wire facts (shared/protocol/QOP2-PROTOCOL.md §7, checked against qm-qua 1.4.1 `qm/api/simulation_api.py`,
+`qm/simulate/{loopback,raw}.py`, `qm/jobs/simulated_job.py`, `qm/simulate/_simulator_samples.py`):
+
+- `simulate.duration` counts 4 ns clock cycles; the client assumes 1 GS/s samples, so D cycles give 4·D rows.
+- Loopback 4-tuples arrive with FEM 0, 6-tuples with their FEMs (ignored on an OPX+); an element 3-tuple
+  `(fromElement, toElement, toElementInput)` arrives as fromController=fromElement, toController=toElement, FEM and
+  fromPort -1, toPort=input, and is resolved here through the config.
+- Raw connections name the *input* port in `fromController`/`fromPort` and carry its samples, 1 ns each.
+- `noisePower` is a variance in V².
+- Samples: one header (`simpleDType`: plain JSON list of `[column, dtype]`, `countOfItems` rows), then `data`
+  chunks that together hold the packed row-major records; every message has ok=true. Columns are
+  `"<controller>:analog:<port>"` (`<f8`, volts) and `"<controller>:digital:<port>"` (`|b1`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+from google.protobuf.struct_pb2 import Struct
+
+from qm.grpc.qm.pb import frontend_pb2, job_results_pb2
+
+from qopemu.engine.inputs import InputSource, Loopback, NoInputs, RawInputs, noise_std_from_power
+from qopemu.engine.waveforms import OutputSamples
+from qopemu.qmconfig import QmConfig
+
+CHUNK_BYTES = 64 * 1024
+CLOCK_NS = 4
+
+
+@dataclass(frozen=True)
+class ControllerConnection:
+    """An inter-OPX link of a multi-controller simulation: `kind` "address" (source/target are `left` flags) or
+    "channel" (source/target are channel numbers)."""
+
+    kind: str
+    source_controller: str
+    source: int | bool
+    target_controller: str
+    target: int | bool
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """A simulation request without its config and program.
+
+    `include_analog` / `include_digital` are the request's includeAnalogWaveforms / includeDigitalWaveforms: they ask
+    for the waveform report. Samples are pulled later with their own flags, so the run renders both kinds anyway.
+    """
+
+    duration_ns: int
+    include_analog: bool
+    include_digital: bool
+    input_source_factory: Callable[[QmConfig], InputSource]
+    controller_connections: list[ControllerConnection]
+
+
+def parse_simulation_request(request: frontend_pb2.SimulationRequest) -> SimulationSpec:
+    simulate = request.simulate
+    return SimulationSpec(
+        duration_ns=CLOCK_NS * int(simulate.duration),
+        include_analog=bool(simulate.includeAnalogWaveforms),
+        include_digital=bool(simulate.includeDigitalWaveforms),
+        input_source_factory=_input_source_factory(simulate.simulationInterface),
+        controller_connections=[_controller_connection(c) for c in request.controllerConnections],
+    )
+
+
+def _input_source_factory(interface) -> Callable[[QmConfig], InputSource]:
+    which = interface.WhichOneof("interface_oneof")
+    if which == "loopback":
+        loopback = interface.loopback
+        noise = noise_std_from_power(loopback.noisePower)
+        latency = int(loopback.latency)
+        wires = [
+            (c.fromController, int(c.fromFem), int(c.fromPort), c.toController, int(c.toFem), int(c.toPort))
+            for c in loopback.connections
+        ]
+        return lambda config: Loopback(config, [_resolve_wire(config, w) for w in wires], latency, noise)
+    if which == "raw":
+        raw = interface.raw
+        noise = noise_std_from_power(raw.noisePower)
+        fed: dict[tuple[str, int], np.ndarray] = {}
+        for c in raw.connections:
+            samples = np.asarray(c.toSamples, dtype=float)
+            key = (c.fromController, int(c.fromPort))
+            previous = fed.get(key)
+            if previous is not None:  # two sample lists into one input add up
+                size = max(previous.size, samples.size)
+                samples = np.pad(previous, (0, size - previous.size)) + np.pad(samples, (0, size - samples.size))
+            fed[key] = samples
+        return lambda config: RawInputs(fed, noise)
+    return lambda config: NoInputs(0.0)
+
+
+def _resolve_wire(config: QmConfig, wire: tuple[str, int, int, str, int, int]) -> tuple[str, int, str, int]:
+    """A loopback wire as (from controller, output port, to controller, input port).
+
+    The element form wires an element's output into another element's `out<input>`: input 1 of the receiving element
+    takes the sender's single input (or its I port), input 2 its Q port, when it has one. Raises ValueError naming
+    what does not resolve."""
+    from_controller, _, from_port, to_controller, _, to_port = wire
+    if from_port != -1:
+        return from_controller, from_port, to_controller, to_port
+    sender = config.elements.get(from_controller)
+    receiver = config.elements.get(to_controller)
+    for name, element in ((from_controller, sender), (to_controller, receiver)):
+        if element is None:
+            raise ValueError(f"LoopbackInterface ({from_controller!r}, {to_controller!r}, {to_port}): element "
+                             f"{name!r} is not in the config")
+    outputs = sender.analog_ports
+    if not outputs:
+        raise ValueError(f"LoopbackInterface: element {from_controller!r} has no analog inputs to loop back")
+    source = outputs[min(max(to_port, 1), len(outputs)) - 1]
+    target = receiver.outputs.get(f"out{to_port}")
+    if target is None:
+        known = ", ".join(sorted(receiver.outputs)) or "none"
+        raise ValueError(f"LoopbackInterface: element {to_controller!r} has no output 'out{to_port}' "
+                         f"(its outputs: {known})")
+    return source.controller, source.number, target.controller, target.number
+
+
+def _controller_connection(connection: frontend_pb2.InterOpxConnection) -> ControllerConnection:
+    if connection.WhichOneof("connectionType") == "channelToChannel":
+        link = connection.channelToChannel
+        return ControllerConnection("channel", link.source.controller, int(link.source.channelNumber),
+                                    link.target.controller, int(link.target.channelNumber))
+    link = connection.addressToAddress
+    return ControllerConnection("address", link.source.controller, bool(link.source.left),
+                                link.target.controller, bool(link.target.left))
+
+
+def build_simulated_part(
+    samples: OutputSamples, report: dict, include_analog: bool, include_digital: bool
+) -> frontend_pb2.SimulatedResponsePart:
+    """The `simulated` part of the response. The waveform report goes inline when either include flag is set (an
+    empty Struct makes `get_simulated_waveform_report()` return None). The deprecated per-port Structs
+    (`analogOutputs`/`digitalOutputs`) stay empty, which the client maps to None; the samples travel through
+    `PullSimulatorSamples` instead."""
+    part = frontend_pb2.SimulatedResponsePart()
+    if include_analog or include_digital:
+        report_struct = Struct()
+        report_struct.update(report)
+        part.waveformReport.CopyFrom(report_struct)
+    return part
+
+
+def stream_samples(
+    samples: OutputSamples, include_analog: bool, include_digital: bool, job_id: str = ""
+) -> Iterator[job_results_pb2.SimulatorSamplesResponse]:
+    """The `PullSimulatorSamples` stream: a header, then the records in 64 KiB chunks."""
+    columns: list[tuple[str, str, np.ndarray]] = []
+    controllers = sorted({c for c, _ in samples.analog} | {c for c, _ in samples.digital})
+    for controller in controllers:
+        if include_analog:
+            for (c, port), values in sorted(samples.analog.items()):
+                if c == controller:
+                    columns.append((f"{controller}:analog:{port}", "<f8", values))
+        if include_digital:
+            for (c, port), values in sorted(samples.digital.items()):
+                if c == controller:
+                    columns.append((f"{controller}:digital:{port}", "|b1", values))
+    rows = max((values.size for _, _, values in columns), default=0)
+    records = np.zeros(rows, dtype=[(name, dtype) for name, dtype, _ in columns])
+    for name, _, values in columns:
+        records[name][: values.size] = values
+    header = job_results_pb2.SimulatorSamplesResponse.Header(
+        simpleDType=json.dumps([[name, dtype] for name, dtype, _ in columns]), countOfItems=rows
+    )
+    yield job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=True, header=header)
+    data = memoryview(records.tobytes())
+    for offset in range(0, len(data), CHUNK_BYTES):
+        chunk = job_results_pb2.SimulatorSamplesResponse.Data(data=bytes(data[offset : offset + CHUNK_BYTES]))
+        yield job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=True, data=chunk)

@@ -1,0 +1,150 @@
+"""The simulation protocol layer against the client's own request builder and decoders."""
+
+from __future__ import annotations
+
+import warnings
+from io import BytesIO
+
+import numpy as np
+import pytest
+from qm import SimulationConfig
+from qm.api.models.capabilities import QopCaps, ServerCapabilities
+from qm.api.models.compiler import CompilerOptionArguments
+from qm.api.simulation_api import create_simulation_request
+from qm.jobs.simulated_job import _build_np_array, _write_simulator_result, extract_struct_value
+from qm.program import load_config
+from qm.qua import program
+from qm.simulate.loopback import LoopbackInterface
+from qm.simulate.raw import RawInterface
+from qm.simulate._simulator_samples import SimulatorSamples
+from qm.utils.protobuf_utils import serialized_on_wire
+from qm.waveform_report import WaveformReport
+
+from qopemu.edge.simulation import build_simulated_part, parse_simulation_request, stream_samples
+from qopemu.engine.events import AcquisitionEvent, PhaseResetEvent, PlayEvent
+from qopemu.engine.inputs import Loopback, NoInputs, RawInputs
+from qopemu.engine.waveform_report import build_waveform_report
+from qopemu.engine.waveforms import render
+from test_waveforms import make_config
+
+CAPS = ServerCapabilities(QopCaps.qop2_caps())
+
+
+def request_for(simulation: SimulationConfig):
+    with program() as prog:
+        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config_pb = load_config({"controllers": {"con1": {"analog_outputs": {1: {}}}}}, capabilities=CAPS)
+    return create_simulation_request(config_pb, prog, simulation, CompilerOptionArguments(), CAPS)
+
+
+@pytest.fixture(scope="module")
+def config():
+    return make_config(
+        {"elements": {"rr": {"mixInputs": {"I": ("con1", 8), "Q": ("con1", 9), "lo_frequency": 6e9},
+                             "intermediate_frequency": 0, "operations": {"x": "iq_const"},
+                             "outputs": {"out1": ("con1", 1), "out2": ("con1", 2)},
+                             "time_of_flight": 24, "smearing": 0}}}
+    )
+
+
+def pulled(samples, include_analog=True, include_digital=True) -> SimulatorSamples:
+    """The client's decoding path of PullSimulatorSamples (SimulatedJob._get_np_simulated_samples)."""
+    writer, data_writer = BytesIO(), BytesIO()
+    for message in stream_samples(samples, include_analog, include_digital, job_id="sim-1"):
+        assert message.ok
+        _write_simulator_result(message, writer, data_writer)
+    return SimulatorSamples.from_np_array(_build_np_array(writer, data_writer))
+
+
+def test_duration_is_in_clock_cycles_and_flags_are_read():
+    spec = parse_simulation_request(request_for(SimulationConfig(duration=250, include_analog_waveforms=True)))
+    assert spec.duration_ns == 1000
+    assert spec.include_analog and not spec.include_digital
+    assert spec.controller_connections == []
+
+
+def test_no_interface(config):
+    source = parse_simulation_request(request_for(SimulationConfig(duration=10))).input_source_factory(config)
+    assert isinstance(source, NoInputs) and source.noise_std == 0.0
+
+
+def test_loopback_port_tuples(config):
+    interface = LoopbackInterface([("con1", 5, "con1", 2)], latency=40, noisePower=0.01)
+    source = parse_simulation_request(request_for(SimulationConfig(duration=10, simulation_interface=interface)))
+    loopback = source.input_source_factory(config)
+    assert isinstance(loopback, Loopback)
+    assert loopback.latency_ns == 40 and loopback.noise_std == pytest.approx(0.1)
+    loopback.record(PlayEvent("flux", "const", "const", 0, 40, None, 0.0, 0.0))
+    seen = loopback.samples("con1", 2, 0, 100)
+    assert np.flatnonzero(seen).tolist() == list(range(40, 80))
+    assert loopback.samples("con1", 1, 0, 100) is None
+
+
+def test_loopback_element_tuples_resolve_through_the_config(config):
+    interface = LoopbackInterface([("qubit", "rr", 2)])
+    spec = parse_simulation_request(request_for(SimulationConfig(duration=10, simulation_interface=interface)))
+    loopback = spec.input_source_factory(config)
+    loopback.record(PlayEvent("qubit", "x", "iq_const", 0, 40, None, 0.0, 0.0))
+    # input 2 of rr is out2 = con1 input 2; the sender's second port is its Q output (0 V for this pulse)
+    assert loopback.samples("con1", 2, 0, 100) is not None
+    bad = parse_simulation_request(request_for(SimulationConfig(
+        duration=10, simulation_interface=LoopbackInterface([("qubit", "nowhere", 1)]))))
+    with pytest.raises(ValueError, match="nowhere"):
+        bad.input_source_factory(config)
+
+
+def test_raw_interface(config):
+    interface = RawInterface([("con1", 1, [0.2] * 50)], noisePower=0.0)
+    spec = parse_simulation_request(request_for(SimulationConfig(duration=10, simulation_interface=interface)))
+    raw = spec.input_source_factory(config)
+    assert isinstance(raw, RawInputs)
+    assert np.allclose(raw.samples("con1", 1, 40, 20), [0.2] * 10 + [0.0] * 10)
+
+
+def test_samples_decode_with_the_client(config):
+    events = [PlayEvent("flux", "const", "const", 100, 40, None, 0.0, 0.0),
+              PlayEvent("qubit", "marked", "iq_marked", 200, 40, None, 50e6, 0.0)]
+    samples = render(events, config, 4000)
+    decoded = pulled(samples)
+    assert np.array_equal(decoded.con1.analog["1"], samples.analog[("con1", 1)])
+    assert np.array_equal(decoded.con1.analog["5"], samples.analog[("con1", 5)])
+    assert np.array_equal(decoded.con1.analog["1-5"], samples.analog[("con1", 5)])
+    assert np.array_equal(decoded.con1.digital["1"], samples.digital[("con1", 1)])
+    assert set(decoded.con1.analog) == {f"1-{p}" for p in range(1, 11)}
+    only_digital = pulled(samples, include_analog=False)
+    assert not only_digital.con1.analog and len(only_digital.con1.digital) == 10
+
+
+def test_samples_stream_in_64k_chunks(config):
+    samples = render([], config, 40_000)
+    messages = list(stream_samples(samples, True, True))
+    assert messages[0].WhichOneof("body") == "header" and messages[0].header.countOfItems == 40_000
+    sizes = [len(m.data.data) for m in messages[1:]]
+    assert max(sizes) <= 64 * 1024 and sum(sizes) == 40_000 * (10 * 8 + 10)
+
+
+def test_simulated_part_carries_a_report_the_client_parses(config):
+    events = [PlayEvent("qubit", "marked", "iq_marked", 200, 40, (0.5, 0, 0, 0.5), 50e6, 0.25),
+              PlayEvent("drive", "const", "const", 0, 400, None, 25e6, 0.0, chirp_rates=(1e4,)),
+              PhaseResetEvent("qubit", 100),
+              AcquisitionEvent("rr", 300, 40, "DemodIntegration")]
+    samples = render(events, config, 1000)
+    part = build_simulated_part(samples, build_waveform_report(events, config, 1000), True, False)
+    assert not serialized_on_wire(part.analogOutputs) and not serialized_on_wire(part.digitalOutputs)
+    report = WaveformReport.from_dict(extract_struct_value(part.waveformReport), "sim-1")
+    iq = [w for w in report.analog_waveforms if w.element == "qubit"]
+    assert [(w.ports, w.get_iq_association, w.timestamp, w.length) for w in iq] == [
+        (["1"], "I", 200, 40), (["2"], "Q", 200, 40)]
+    assert iq[0].current_correction_elements == [1.0, 0.1, 0.2, 0.9]
+    chirped = next(w for w in report.analog_waveforms if w.element == "drive")
+    assert chirped.chirp_info is not None and chirped.chirp_info["endFrequency"] == pytest.approx(25e6 + 1e4 * 400)
+    digital = report.digital_waveforms
+    assert [(d.ports, d.timestamp, d.length) for d in digital] == [(["1"], 200 + 12 - 4, 40 + 8)]
+    (adc,) = report.adc_acquisitions
+    assert adc.adc_ports == [1, 2] and adc.start_time == 300 and adc.end_time == 340
+    assert [e.name for e in report.events] == ["phase_reset", "phase_reset"]
+    assert report.to_string()
+    empty = build_simulated_part(samples, {}, False, False)
+    assert not serialized_on_wire(empty.waveformReport)
