@@ -72,7 +72,7 @@ class Job:
     error_messages: list[str] = field(default_factory=list)
     results: Any = None  # results.store.JobResults, created when the job is loaded
     execution: Any = None  # the engine's handle on the running program (halt, resume, input streams)
-    simulated: Any = None  # simulations: the engine's Outcome, with the output samples and waveform report
+    outcome: Any = None  # the engine's Outcome: hardware time, statements; for simulations the output samples
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def _move(self, allowed: tuple[JobStatus, ...], to: JobStatus) -> bool:

@@ -238,5 +238,5 @@ class Qop:
         job.load()
         request = JobRequest(job_id=job.id, program=compiled, config=config, inputs=inputs, simulate_ns=duration_ns,
                              include_analog=include_analog, include_digital=include_digital)
-        job.simulated = run_job(job, request, self._pool, self.settings, on_io=lambda number, value: None)
+        run_job(job, request, self._pool, self.settings, on_io=lambda number, value: None)
         return job

@@ -80,7 +80,7 @@ def execute_on_qm(job: Job, qm: QuantumMachine, pool: WorkerPool, settings: Sett
 
 
 def run_job(job: Job, request: JobRequest, pool: WorkerPool, settings: Settings,
-            on_io: Callable[[int, object], None]) -> Outcome:
+            on_io: Callable[[int, object], None]) -> None:
     """Run a loaded job to its end on a worker, and record how it ended in the job and its results."""
     program = job.program
     job.results = JobResults(program.result_model, memory_cap_bytes=settings.results_memory_cap_mb << 20,
@@ -90,8 +90,9 @@ def run_job(job: Job, request: JobRequest, pool: WorkerPool, settings: Settings,
     if not job.start():  # canceled between loading and starting (QM closing)
         execution.halt()
         job.results.close()
-        return Outcome("halted")
-    outcome = execution.wait()
+        job.outcome = Outcome("halted")
+        return
+    outcome = job.outcome = execution.wait()
     if outcome.status == "completed":
         job.results.finish()
         job.complete()
@@ -103,7 +104,6 @@ def run_job(job: Job, request: JobRequest, pool: WorkerPool, settings: Settings,
     else:
         job.results.close()
         job.cancel()
-    return outcome
 
 
 def _io_setter(qm: QuantumMachine) -> Callable:
