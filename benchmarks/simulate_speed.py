@@ -1,0 +1,68 @@
+"""Simulation speed end to end: 100 000 clock cycles of 4 IF-modulated elements playing continuously.
+
+    python benchmarks/simulate_speed.py [--cycles 100000]
+
+Prints on its last line the output samples generated per second (analog + digital samples of every declared port,
+from `qmm.simulate` to `get_simulated_samples()` returned). Target (issue "Simulation"): >= 50 M samples/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+
+
+def setup(cycles: int):
+    from qm.qua import infinite_loop_, play, program
+
+    elements = {
+        f"el{i}": {"singleInput": {"port": ("con1", i + 1)}, "intermediate_frequency": (i + 1) * 25e6,
+                   "operations": {"cw": "pulse"}}
+        for i in range(4)
+    }
+    config = {
+        "controllers": {"con1": {"analog_outputs": {i: {"offset": 0.0} for i in range(1, 5)}}},
+        "elements": elements,
+        "pulses": {"pulse": {"operation": "control", "length": 1000, "waveforms": {"single": "wf"}}},
+        "waveforms": {"wf": {"type": "constant", "sample": 0.1}},
+    }
+    with program() as prog:
+        with infinite_loop_():
+            for name in elements:
+                play("cw", name)
+    return config, prog
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cycles", type=int, default=100_000)
+    args = parser.parse_args()
+
+    import logging
+
+    from qm import QuantumMachinesManager, SimulationConfig
+
+    import qopemu
+
+    logging.getLogger("qm").setLevel(logging.ERROR)
+    config, prog = setup(args.cycles)
+    with qopemu.Server() as server:
+        qmm = QuantumMachinesManager(server.host, server.port)
+        qmm.simulate(config, prog, SimulationConfig(duration=1000))  # warm the worker
+        start = time.perf_counter()
+        job = qmm.simulate(config, prog, SimulationConfig(duration=args.cycles))
+        samples = job.get_simulated_samples()
+        wall = time.perf_counter() - start
+        analog = samples.con1.analog
+        total = sum(v.size for v in analog.values()) + sum(v.size for v in samples.con1.digital.values())
+        assert all(v.size == 4 * args.cycles for v in analog.values())
+        print(f"{args.cycles} cycles, {len(analog)} analog ports: {total:,} samples in {wall:.2f} s")
+        print(f"samples/s: {total / wall:,.0f}")
+
+
+if __name__ == "__main__":
+    main()
