@@ -1,0 +1,296 @@
+"""What a `measure` acquires: the ADC model, demodulation, integration and raw ADC traces.
+
+Input model (DESIGN.md "Inputs"): an analog input sees the volts `InputSource.samples(...)` returns (outputs routed
+back by a loopback; None when nothing is routed) + Gaussian noise (`InputSource.noise_std` V per sample) + the
+analog input's config offset, digitised by the OPX+ 12-bit ADC (±0.5 V full scale, so 4096 counts per volt;
+QM docs Hardware/port_connectivity: 12-bit ADC, ±0.5 V).
+
+Demodulation (QM docs, Guides/demod.md, "Mathematical Definition"):
+    d = 2**-12 * sum_n a[n] * (w_c[n // 4] * cos(w_IF * n + phi) + w_s[n // 4] * sin(w_IF * n + phi))
+with a[n] the digitised sample scaled to [-0.5, 0.5) (the guide's overflow rules are stated for the "raw ADC data,
+scaled to between -0.5 and 0.5") and the weights held per 4 ns. So a constant-envelope loopback of amplitude A
+gives d = A * N * cos(dphi) / 2 * 2**-12 for one demod and twice that for a dual demod, which is what the QM unit
+helpers invert (demod2volts: 4096 * d / N). phi is the element's oscillator phase at the first demodulated sample
+(frame rotations and phase resets included). The window starts `time_of_flight` ns after the readout pulse and is
+as long as the integration weights (Guides/demod.md, "Timing of the measurement operation"); the raw ADC window
+also spans `smearing` ns either side. Dual demod adds the demodulation of out1 with the first weights and of out2
+with the second (Guides/demod.md, "Dual Demodulation"). `integration.*` is the same sum without the oscillator,
+using the cosine weights. Sliced / accumulated / moving-window results split the window into chunks of
+`samplesPerChunk` clock cycles (Guides/features.md, "Demodulation"). Raw ADC traces are int16 counts, inverted on
+the OPX+ (counts = -V * 4096).
+
+The closed form. When nothing is routed to any input a measure reads, every sample is offset + noise, and each
+result is a linear function of Gaussian samples: its mean is offset * sum(coefficients) and the results of one
+measure are jointly Gaussian with covariance sigma**2 * 2**-24 * sum(coef_k * coef_l). Both are precomputed per
+(measure, frequency) as functions of phi (cos**2, sin**2 and cos*sin terms) and drawn with a few normal numbers
+instead of N samples. ADC rounding enters as its uniform-noise variance (1/4096)**2 / 12 when there is noise, and
+as a rounded offset when there is none; ADC clipping is not modelled in the closed form (noise of a few mV is far
+from ±0.5 V).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qopemu.engine.fixed import fixed_from_float
+
+ADC_COUNTS_PER_VOLT = 4096
+DEMOD_SCALE = 2.0**-12
+_TWO_PI = 2.0 * math.pi
+_NORMAL_BLOCK = 8192
+
+
+@dataclass(frozen=True)
+class Term:
+    """One input of a process: the analog input port and its weights per ns (cosine, sine)."""
+
+    controller: str
+    port: int
+    cosine: np.ndarray
+    sine: np.ndarray
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One measure process. `division` is () for a scalar result, else ("sliced"|"accumulated", cycles) or
+    ("moving_window", cycles, chunks_per_window)."""
+
+    demodulated: bool  # False: integration (no oscillator)
+    terms: tuple[Term, ...]
+    division: tuple = ()
+
+    @property
+    def length(self) -> int:
+        return max(max(len(t.cosine), len(t.sine)) for t in self.terms)
+
+    def result_count(self) -> int:
+        if not self.division:
+            return 1
+        chunks = self.length // (4 * self.division[1])
+        if self.division[0] == "moving_window":
+            return max(chunks - self.division[2] + 1, 0)
+        return chunks
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """Everything a measure needs at run time, fixed by the config at compile time (plain, picklable data)."""
+
+    element: str
+    time_of_flight: int
+    smearing: int
+    pulse_length: int
+    processes: tuple[ProcessSpec, ...]
+    adc_tag: str | None  # raw ADC stream, or None
+    adc_ports: tuple[tuple[str, int], ...]  # the element's analog inputs, in output order
+    offsets: dict = field(default_factory=dict)  # (controller, port) -> input offset (V)
+
+    def ports(self) -> list[tuple[str, int]]:
+        seen = {(t.controller, t.port) for p in self.processes for t in p.terms}
+        if self.adc_tag is not None:
+            seen.update(self.adc_ports)
+        return sorted(seen)
+
+
+class NormalSource:
+    """Standard normal numbers drawn from numpy in blocks and handed out one by one as Python floats."""
+
+    def __init__(self, rng: np.random.Generator):
+        self._rng = rng
+        self._block: list[float] = []
+        self._next = 0
+
+    def take(self) -> float:
+        if self._next >= len(self._block):
+            self._block = self._rng.standard_normal(_NORMAL_BLOCK).tolist()
+            self._next = 0
+        value = self._block[self._next]
+        self._next += 1
+        return value
+
+    def array(self, n: int) -> np.ndarray:
+        return self._rng.standard_normal(n)
+
+
+class _ClosedForm:
+    """Mean and covariance of a measure's scalar results as functions of the demodulation phase, at one IF."""
+
+    def __init__(self, spec: MeasureSpec, frequency: float, sigma: float):
+        k = len(spec.processes)
+        quantum = 1.0 / ADC_COUNTS_PER_VOLT
+        variance = sigma * sigma + quantum * quantum / 12 if sigma > 0 else 0.0
+        uu = np.zeros((k, k))
+        vv = np.zeros((k, k))
+        uv = np.zeros((k, k))
+        self.mean_u = [0.0] * k
+        self.mean_v = [0.0] * k
+        basis: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        per_port: dict[tuple[str, int], list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        for i, process in enumerate(spec.processes):
+            for term in process.terms:
+                u, v = _uv(term, frequency if process.demodulated else 0.0, process.demodulated, basis)
+                offset = spec.offsets.get((term.controller, term.port), 0.0)
+                if sigma == 0:
+                    offset = round(offset * ADC_COUNTS_PER_VOLT) / ADC_COUNTS_PER_VOLT
+                self.mean_u[i] += DEMOD_SCALE * offset * float(u.sum())
+                self.mean_v[i] += DEMOD_SCALE * offset * float(v.sum())
+                per_port.setdefault((term.controller, term.port), []).append((i, u, v))
+        for entries in per_port.values():
+            for i, ui, vi in entries:
+                for j, uj, vj in entries:
+                    n = min(len(ui), len(uj))
+                    uu[i, j] += float(ui[:n] @ uj[:n])
+                    vv[i, j] += float(vi[:n] @ vj[:n])
+                    uv[i, j] += float(ui[:n] @ vj[:n] + vi[:n] @ uj[:n])
+        scale = variance * DEMOD_SCALE * DEMOD_SCALE
+        self.uu, self.vv, self.uv = uu * scale, vv * scale, uv * scale
+        self.has_mean = any(self.mean_u) or any(self.mean_v)
+        size = float(np.abs(self.uu).max()) if k else 0.0
+        # The phase only matters when cos^2 and sin^2 weigh differently: otherwise the covariance is constant.
+        self.phase_free = size == 0 or (
+            float(np.abs(self.uu - self.vv).max()) <= 1e-9 * size and float(np.abs(self.uv).max()) <= 1e-9 * size
+        )
+        self.fixed_factor = _cholesky(self.uu.tolist()) if self.phase_free else None
+
+    def factor(self, c: float, s: float) -> list[list[float]]:
+        if self.fixed_factor is not None:
+            return self.fixed_factor
+        cov = (c * c) * self.uu + (s * s) * self.vv + (c * s) * self.uv
+        return _cholesky(cov.tolist())
+
+
+def _uv(term: Term, frequency: float, demodulated: bool, basis: dict) -> tuple[np.ndarray, np.ndarray]:
+    """U, V with w_c cos(wn+phi) + w_s sin(wn+phi) = cos(phi) U[n] + sin(phi) V[n]."""
+    n = max(len(term.cosine), len(term.sine))
+    wc = np.zeros(n)
+    wc[: len(term.cosine)] = term.cosine
+    if not demodulated:
+        return wc, np.zeros(n)
+    ws = np.zeros(n)
+    ws[: len(term.sine)] = term.sine
+    key = (n, frequency)
+    if key not in basis:
+        theta = _TWO_PI * frequency * 1e-9 * np.arange(n)
+        basis[key] = (np.cos(theta), np.sin(theta))
+    cos_n, sin_n = basis[key]
+    return wc * cos_n + ws * sin_n, ws * cos_n - wc * sin_n
+
+
+def _cholesky(a: list[list[float]]) -> list[list[float]]:
+    """Lower factor of a small covariance matrix; tolerant of singular (e.g. identical) rows."""
+    k = len(a)
+    low = [[0.0] * k for _ in range(k)]
+    for i in range(k):
+        for j in range(i + 1):
+            acc = a[i][j] - sum(low[i][m] * low[j][m] for m in range(j))
+            if i == j:
+                low[i][j] = math.sqrt(acc) if acc > 0 else 0.0
+            else:
+                low[i][j] = acc / low[j][j] if low[j][j] > 0 else 0.0
+    return low
+
+
+class Acquirer:
+    """Runs one compiled `measure` statement: called with the readout start, the demodulation phase (cycles) and
+    the element's IF, returns one value per process (a raw fixed word, or a list of them for vector processes)."""
+
+    def __init__(self, spec: MeasureSpec, inputs, host, normals: NormalSource):
+        self.spec = spec
+        self._inputs = inputs
+        self._host = host
+        self._normals = normals
+        self._sigma = float(inputs.noise_std)
+        self._ports = spec.ports()
+        self._closed_ok = spec.adc_tag is None and all(not p.division for p in spec.processes)
+        self._closed: dict[float, _ClosedForm] = {}
+        self._basis: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._uv_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, t0: int, phase: float, frequency: float) -> list:
+        spec = self.spec
+        start = t0 + spec.time_of_flight
+        raw_start = start - spec.smearing
+        raw_length = spec.pulse_length + 2 * spec.smearing
+        window_end = max(start + max((p.length for p in spec.processes), default=0), raw_start + raw_length)
+        routed = {}
+        for controller, port in self._ports:
+            samples = self._inputs.samples(controller, port, raw_start, window_end - raw_start)
+            if samples is not None:
+                routed[(controller, port)] = samples
+        if not routed and self._closed_ok:
+            return self._closed_form(phase, frequency)
+        return self._sampled(t0, phase, frequency, routed, raw_start, window_end - raw_start)
+
+    def _closed_form(self, phase: float, frequency: float) -> list:
+        form = self._closed.get(frequency)
+        if form is None:
+            form = self._closed[frequency] = _ClosedForm(self.spec, frequency, self._sigma)
+        if form.has_mean or not form.phase_free:
+            angle = _TWO_PI * phase
+            c, s = math.cos(angle), math.sin(angle)
+        else:
+            c = s = 0.0
+        low = form.factor(c, s)
+        take = self._normals.take
+        draws = [take() for _ in low] if self._sigma > 0 else [0.0] * len(low)
+        results = []
+        for i, row in enumerate(low):
+            value = c * form.mean_u[i] + s * form.mean_v[i] if form.has_mean else 0.0
+            for j in range(i + 1):
+                value += row[j] * draws[j]
+            results.append(fixed_from_float(value))
+        return results
+
+    def _sampled(self, t0: int, phase: float, frequency: float, routed: dict, raw_start: int, length: int) -> list:
+        spec = self.spec
+        volts = {}
+        for key in self._ports:
+            signal = routed.get(key)
+            v = np.zeros(length) if signal is None else np.asarray(signal, dtype=float)[:length]
+            if len(v) < length:
+                v = np.pad(v, (0, length - len(v)))
+            v = v + spec.offsets.get(key, 0.0)
+            if self._sigma > 0:
+                v = v + self._sigma * self._normals.array(length)
+            volts[key] = np.clip(np.round(v * ADC_COUNTS_PER_VOLT), -2048, 2047)
+        if spec.adc_tag is not None:
+            for key in spec.adc_ports:
+                trace = (-volts[key][: spec.pulse_length + 2 * spec.smearing]).astype(np.int16)
+                self._host.save_adc(spec.adc_tag, key[1], trace, t0)
+        angle = _TWO_PI * phase
+        c, s = math.cos(angle), math.sin(angle)
+        offset = spec.smearing  # the demodulation window starts `smearing` ns into the recorded samples
+        results = []
+        for process in spec.processes:
+            per_sample = np.zeros(process.length)
+            for term in process.terms:
+                u, v = self._term_uv(term, frequency if process.demodulated else 0.0, process.demodulated)
+                a = volts[(term.controller, term.port)][offset: offset + len(u)] / ADC_COUNTS_PER_VOLT
+                per_sample[: len(a)] += a * (c * u[: len(a)] + s * v[: len(a)])
+            results.append(_divide(per_sample * DEMOD_SCALE, process.division))
+        return results
+
+    def _term_uv(self, term: Term, frequency: float, demodulated: bool) -> tuple[np.ndarray, np.ndarray]:
+        key = (id(term), frequency)
+        if key not in self._uv_cache:
+            self._uv_cache[key] = _uv(term, frequency, demodulated, self._basis)
+        return self._uv_cache[key]
+
+
+def _divide(contributions: np.ndarray, division: tuple):
+    """Sum per-sample contributions into the process's result(s) as raw fixed words."""
+    if not division:
+        return fixed_from_float(float(contributions.sum()))
+    chunk = 4 * division[1]
+    count = len(contributions) // chunk
+    chunks = contributions[: count * chunk].reshape(count, chunk).sum(axis=1)
+    if division[0] == "accumulated":
+        chunks = np.cumsum(chunks)
+    elif division[0] == "moving_window":
+        window = division[2]
+        sums = np.cumsum(np.concatenate(([0.0], chunks)))
+        chunks = sums[window:] - sums[:-window] if count >= window else np.zeros(0)
+    return [fixed_from_float(float(x)) for x in chunks]

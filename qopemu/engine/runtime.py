@@ -1,0 +1,258 @@
+"""Runs a compiled QUA program: binds the generated function to a job's host, inputs and random sources.
+
+The generated code (engine/compiler.py) does the work; this module gives it what it calls: the host (saves,
+pause, input streams, IO registers), the event sink, one acquirer per measure statement (engine/acquisition.py)
+and the helpers of the platform arithmetic (engine/fixed.py). Nothing here runs per statement except those helpers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from qopemu.engine import events as ev
+from qopemu.engine import fixed as fx
+from qopemu.engine.acquisition import Acquirer, NormalSource
+
+if TYPE_CHECKING:  # the compiler imports this module's helpers; the type is only for hints here
+    from qopemu.engine.compiler import CompiledProgram
+
+_NO_LIMIT = 1 << 62
+
+
+class QuaRuntimeError(Exception):
+    """An error the platform reports while the program runs (the message names the statement's `loc`)."""
+
+
+class JobHost(Protocol):
+    """What a running program talks to (the worker process, the simulator, tests)."""
+
+    def save(self, tag: str, kind: str, value: int | float | bool, timestamp_ns: int) -> None: ...
+
+    def save_adc(self, tag: str, input_number: int, trace: np.ndarray, timestamp_ns: int) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def read_input_stream(self, name: str, count: int) -> list:
+        """`name` is the variable name the client pushes to: "input_stream_<name given to declare_input_stream>"
+        (qm.utils.general_utils.create_input_stream_name). Blocks until `count` values are available."""
+        ...
+
+    def get_io(self, number: int) -> int | float | bool: ...
+
+    def set_io(self, number: int, value) -> None: ...
+
+
+class InputSource(Protocol):
+    noise_std: float
+    needs_events: bool
+
+    def record(self, event) -> None: ...
+
+    def samples(self, controller: str, port: int, start_ns: int, length_ns: int) -> np.ndarray | None: ...
+
+
+@dataclass
+class RunSummary:
+    duration_ns: int  # the latest element timeline when the program ended
+    events: list = field(default_factory=list)  # engine/events.py objects, when recorded
+    statements: int = 0  # QUA statements executed
+
+
+class _Stop(Exception):
+    """Raised by the generated code once the simulation horizon is passed."""
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def _oob(index: int, size: int, name: str, loc: str) -> int:
+    raise QuaRuntimeError(f"{loc}: index {index} is out of range for array '{name}' of size {size}")
+
+
+def _idiv_raw(a: int, b: int, loc: str) -> int:
+    if b == 0:
+        raise QuaRuntimeError(f"{loc}: division by zero")
+    return a // b
+
+
+def _fdiv(a: int, b: int, loc: str) -> int:
+    if b == 0:
+        raise QuaRuntimeError(f"{loc}: division by zero")
+    return fx.fixed_div(a, b)
+
+
+def _shl(a: int, b: int) -> int:
+    return a << b if 0 <= b < 64 else 0
+
+
+def _shr(a: int, b: int) -> int:
+    return a >> b if b >= 0 else a
+
+
+def _fmath(fn, *xs: float) -> int:
+    """A Math function on real values, its result as a fixed word (domain errors give 0, poles saturate)."""
+    try:
+        return fx.fixed_from_float(fn(*xs))
+    except ZeroDivisionError:
+        return fx.fixed_from_float(math.inf)
+    except OverflowError:
+        return fx.fixed_from_float(math.inf)
+    except ValueError:
+        return 0
+
+
+def _from_py(value, kind: str):
+    """A value pushed by the client (input stream, IO register) in the variable's representation."""
+    if kind == "bool":
+        return bool(value)
+    if kind == "int":
+        return fx.wrap(math.floor(value)) if isinstance(value, float) else fx.wrap(int(value))
+    return fx.fixed_from_float(float(value))
+
+
+def _argmax(values: list) -> int:
+    return max(range(len(values)), key=values.__getitem__)
+
+
+def _argmin(values: list) -> int:
+    return min(range(len(values)), key=values.__getitem__)
+
+
+_TWO_PI = 2 * math.pi
+_SELU_A, _SELU_S = 1.67326324, 1.05070098  # qm.qua.lib.Math.selu docstring
+
+_PURE = {
+    "_oob": _oob,
+    "_idiv_raw": _idiv_raw,
+    "_fdiv": _fdiv,
+    "_shl": _shl,
+    "_shr": _shr,
+    "_fmath": _fmath,
+    "_from_py": _from_py,
+    "_msb": fx.msb,
+    "_argmax": _argmax,
+    "_argmin": _argmin,
+    "_atan2": math.atan2,
+    "_pow": lambda base, x: base**x,
+    "_exp": math.exp,
+    "_pow2": lambda x: 2.0**x,
+    "_log": math.log,
+    "_log2": math.log2,
+    "_log10": math.log10,
+    "_sqrt": math.sqrt,
+    "_inv_sqrt": lambda x: 1.0 / math.sqrt(x),
+    "_inv": lambda x: 1.0 / x,
+    "_elu": lambda x: max(0.0, x) + min(0.0, math.exp(x) - 1.0),
+    "_selu": lambda x: _SELU_S * (max(0.0, x) + _SELU_A * min(0.0, math.exp(x) - 1.0)),
+    "_relu": lambda x: max(0.0, x),
+    "_plrelu": lambda x, a: max(0.0, x) + a * min(0.0, x),
+    "_lrelu": lambda x: max(0.0, x) + 0.01 * min(0.0, x),
+    # periodic in x: an overflowed argument (x +- 16) gives the same value (Math.sin2pi docstring)
+    "_sin2pi": lambda x: math.sin(_TWO_PI * x),
+    "_cos2pi": lambda x: math.cos(_TWO_PI * x),
+    "_atan_2pi": lambda x: math.atan(x) / _TWO_PI,
+    "_atan2_2pi": lambda y, x: math.atan2(y, x) / _TWO_PI,
+    "_sin": math.sin,
+    "_cos": math.cos,
+    "_atan": math.atan,
+    "_atan2f": math.atan2,
+}
+
+
+def pure_helpers() -> dict:
+    """Helpers without side effects: the generated code calls them and the compiler folds constants with them."""
+    return dict(_PURE)
+
+
+class _Randoms:
+    """QUA `Random` generators, one per seed variable: re-seeded whenever the seed variable changes."""
+
+    def __init__(self):
+        self._by_key: dict[str, tuple[int, random.Random]] = {}
+
+    def _generator(self, key: str, seed: int) -> random.Random:
+        entry = self._by_key.get(key)
+        if entry is None or entry[0] != seed:
+            entry = self._by_key[key] = (seed, random.Random(seed))
+        return entry[1]
+
+    def rand_int(self, key: str, seed: int, limit: int) -> int:
+        return self._generator(key, seed).randrange(limit) if limit > 0 else 0
+
+    def rand_fixed(self, key: str, seed: int) -> int:
+        return self._generator(key, seed).getrandbits(fx.FRAC_BITS)  # [0, 1) in steps of 2**-28
+
+
+@dataclass
+class _Context:
+    """The `_rt` argument of a generated program."""
+
+    host: object
+    record: object
+    max_time: int
+    acquirers: list
+
+
+# ------------------------------------------------------------------------------------------------------ run
+
+
+def run(
+    compiled: CompiledProgram,
+    host: JobHost,
+    inputs: InputSource,
+    *,
+    max_time_ns: int | None = None,
+    record_events: bool = False,
+    waveform_overrides: dict[str, np.ndarray] | None = None,
+    seed: int | None = None,
+) -> RunSummary:
+    """Execute `compiled` to its end (or until every timeline passed `max_time_ns`).
+
+    Events are produced when `record_events` (kept in the summary) or `inputs.needs_events` (fed to the input
+    source as they happen, so a loopback sees pulses before the measure that reads them). `waveform_overrides`
+    are checked against the program's overridable waveforms here; rendering them is the waveform synthesiser's
+    job. `seed` seeds the input noise; QUA `Random` generators follow their own QUA seeds.
+    """
+    _check_overrides(compiled, waveform_overrides or {})
+    events: list = []
+    with_events = record_events or inputs.needs_events
+    if record_events and inputs.needs_events:
+        def record(event) -> None:
+            events.append(event)
+            inputs.record(event)
+    elif record_events:
+        record = events.append
+    else:
+        record = inputs.record
+    normals = NormalSource(np.random.default_rng(seed))
+    acquirers = [Acquirer(spec, inputs, host, normals) for spec in compiled.measures]
+    randoms = _Randoms()
+    namespace = pure_helpers()
+    namespace.update(
+        _Stop=_Stop,
+        _rand_int=randoms.rand_int,
+        _rand_fixed=randoms.rand_fixed,
+        _PlayEvent=ev.PlayEvent,
+        _DcOffsetEvent=ev.DcOffsetEvent,
+        _RampToZeroEvent=ev.RampToZeroEvent,
+        _AcquisitionEvent=ev.AcquisitionEvent,
+        _PhaseResetEvent=ev.PhaseResetEvent,
+    )
+    exec(compiled.code(with_events), namespace)
+    context = _Context(host, record, _NO_LIMIT if max_time_ns is None else max_time_ns, acquirers)
+    duration, statements = namespace["_program"](context)
+    return RunSummary(duration_ns=duration, events=events, statements=statements)
+
+
+def _check_overrides(compiled: CompiledProgram, overrides: dict[str, np.ndarray]) -> None:
+    for name, samples in overrides.items():
+        expected = compiled.overridable_waveforms.get(name)
+        if expected is None:
+            raise ValueError(f"waveform '{name}' is not an overridable waveform played by this program")
+        if len(samples) != expected:
+            raise ValueError(f"waveform '{name}' needs {expected} samples, got {len(samples)}")

@@ -1,0 +1,67 @@
+"""Per-element timelines on the 4 ns clock, as the code generator lays them out.
+
+QUA timing rules this module encodes (QM docs, Guides/timing_in_qua.md, "Timing in QUA"):
+1. every pulse is played as soon as possible; 2. `wait` delays an element like a zero-amplitude play;
+3. pulses on the same element are sequential; 4. `align(...)` makes what follows wait for what precedes on all
+the aligned elements. "Each element has its own core, unless defined otherwise. If elements do share cores, they
+are dependent on each other as in case 3": elements sharing a core (config `core`/thread) share one timeline.
+"The Implicit Align": elements that appear together in a for/while loop, if/elif/else or switch/case are aligned
+at the beginning of the flow-control branch, both before the statement and at the start of every iteration.
+`strict_timing_` only forbids gaps; the emulator never inserts gaps (all real-time computations take zero time,
+which is the deterministic case of the guide), so it is timing-neutral. A clock cycle is 4 ns
+(Guides/qua_ref.md); `wait`, `duration` and `truncate` are given in cycles.
+
+The generated program keeps one local int per timeline (ns since the start of the job). This module names those
+locals and emits the small snippets that move them; the compiler decides when.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from qopemu.qmconfig import Element
+
+CLOCK_NS = 4
+
+
+class TimelineLayout:
+    """Which timeline local (`T0`, `T1`, ...) each element uses: one per core group, in config order."""
+
+    def __init__(self, elements: dict[str, Element]):
+        self._var: dict[str, str] = {}
+        by_core: dict[str, str] = {}
+        for name, element in elements.items():
+            key = f"core:{element.core}" if element.core else f"element:{name}"
+            if key not in by_core:
+                by_core[key] = f"T{len(by_core)}"
+            self._var[name] = by_core[key]
+
+    def var(self, element: str) -> str:
+        return self._var[element]
+
+    def vars_for(self, elements: Iterable[str]) -> list[str]:
+        return sorted({self._var[e] for e in elements}, key=lambda v: int(v[1:]))
+
+    def all_vars(self) -> list[str]:
+        return self.vars_for(self._var)
+
+    def align(self, elements: Iterable[str]) -> list[str]:
+        """Lines that move every given element's timeline to the latest of them."""
+        names = self.vars_for(elements)
+        if len(names) < 2:
+            return []
+        return [f"_m = {max_expr(names)}", " = ".join(names) + " = _m"]
+
+
+def max_expr(names: list[str]) -> str:
+    """Python expression for the latest of some timeline locals (cheapest form for the common 1–2 cases)."""
+    if len(names) == 1:
+        return names[0]
+    if len(names) == 2:
+        a, b = names
+        return f"({a} if {a} > {b} else {b})"
+    return f"max({', '.join(names)})"
+
+
+def cycles_to_ns(cycles_src: str) -> str:
+    return f"{CLOCK_NS} * ({cycles_src})"
