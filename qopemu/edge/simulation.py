@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 from google.protobuf.struct_pb2 import Struct
 
-from qm.grpc.qm.pb import frontend_pb2, job_results_pb2
+from qm.grpc.qm.pb import compiler_pb2, frontend_pb2, general_messages_pb2, job_results_pb2, qm_manager_pb2
 
-from qopemu.engine.inputs import InputSource, Loopback, NoInputs, RawInputs, noise_std_from_power
+from qopemu.engine.inputs import InputSource, noise_std_from_power
+from qopemu.engine.worker import InputModel
 from qopemu.engine.waveforms import OutputSamples
+from qopemu import qmconfig
+from qopemu.platform.qop import ConfigRefused, JobNotFound, Qop, Refused
 from qopemu.qmconfig import QmConfig
 
 CHUNK_BYTES = 64 * 1024
@@ -46,17 +49,38 @@ class ControllerConnection:
 
 
 @dataclass(frozen=True)
+class InputWiring:
+    """What the request wires into the analog inputs, as plain (picklable) data.
+
+    Calling it with the config builds the engine's input source; `model(config)` gives the worker's `InputModel`,
+    with element wires resolved to ports. `wires` are the loopback connections as sent (6 numbers, FEMs ignored on
+    an OPX+); `raw` maps (controller, input port) to its samples."""
+
+    noise_std: float = 0.0
+    latency_ns: int = 24
+    wires: tuple[tuple[str, int, int, str, int, int], ...] = ()
+    raw: tuple[tuple[str, int, tuple[float, ...]], ...] = ()
+
+    def model(self, config: QmConfig) -> InputModel:
+        loopback = tuple(_resolve_wire(config, wire) for wire in self.wires)
+        return InputModel(noise_std=self.noise_std, loopback=loopback, latency_ns=self.latency_ns, raw=self.raw)
+
+    def __call__(self, config: QmConfig) -> InputSource:
+        return self.model(config).build(config)
+
+
+@dataclass(frozen=True)
 class SimulationSpec:
     """A simulation request without its config and program.
 
     `include_analog` / `include_digital` are the request's includeAnalogWaveforms / includeDigitalWaveforms: they ask
-    for the waveform report. Samples are pulled later with their own flags, so the run renders both kinds anyway.
+    for the waveform report. Samples are pulled later with their own flags, so a run renders both kinds anyway.
     """
 
     duration_ns: int
     include_analog: bool
     include_digital: bool
-    input_source_factory: Callable[[QmConfig], InputSource]
+    input_source_factory: InputWiring  # (config) -> InputSource
     controller_connections: list[ControllerConnection]
 
 
@@ -66,27 +90,23 @@ def parse_simulation_request(request: frontend_pb2.SimulationRequest) -> Simulat
         duration_ns=CLOCK_NS * int(simulate.duration),
         include_analog=bool(simulate.includeAnalogWaveforms),
         include_digital=bool(simulate.includeDigitalWaveforms),
-        input_source_factory=_input_source_factory(simulate.simulationInterface),
+        input_source_factory=_input_wiring(simulate.simulationInterface),
         controller_connections=[_controller_connection(c) for c in request.controllerConnections],
     )
 
 
-def _input_source_factory(interface) -> Callable[[QmConfig], InputSource]:
+def _input_wiring(interface) -> InputWiring:
     which = interface.WhichOneof("interface_oneof")
     if which == "loopback":
         loopback = interface.loopback
-        noise = noise_std_from_power(loopback.noisePower)
-        latency = int(loopback.latency)
-        wires = [
+        wires = tuple(
             (c.fromController, int(c.fromFem), int(c.fromPort), c.toController, int(c.toFem), int(c.toPort))
             for c in loopback.connections
-        ]
-        return lambda config: Loopback(config, [_resolve_wire(config, w) for w in wires], latency, noise)
+        )
+        return InputWiring(noise_std_from_power(loopback.noisePower), int(loopback.latency), wires)
     if which == "raw":
-        raw = interface.raw
-        noise = noise_std_from_power(raw.noisePower)
         fed: dict[tuple[str, int], np.ndarray] = {}
-        for c in raw.connections:
+        for c in interface.raw.connections:
             samples = np.asarray(c.toSamples, dtype=float)
             key = (c.fromController, int(c.fromPort))
             previous = fed.get(key)
@@ -94,8 +114,9 @@ def _input_source_factory(interface) -> Callable[[QmConfig], InputSource]:
                 size = max(previous.size, samples.size)
                 samples = np.pad(previous, (0, size - previous.size)) + np.pad(samples, (0, size - samples.size))
             fed[key] = samples
-        return lambda config: RawInputs(fed, noise)
-    return lambda config: NoInputs(0.0)
+        raw = tuple((controller, port, tuple(samples.tolist())) for (controller, port), samples in fed.items())
+        return InputWiring(noise_std_from_power(interface.raw.noisePower), raw=raw)
+    return InputWiring()
 
 
 def _resolve_wire(config: QmConfig, wire: tuple[str, int, int, str, int, int]) -> tuple[str, int, str, int]:
@@ -177,3 +198,60 @@ def stream_samples(
     for offset in range(0, len(data), CHUNK_BYTES):
         chunk = job_results_pb2.SimulatorSamplesResponse.Data(data=bytes(data[offset : offset + CHUNK_BYTES]))
         yield job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=True, data=chunk)
+
+
+class SimulationHandler:
+    """Serves `Frontend.Simulate` and `Frontend.PullSimulatorSamples` on top of the platform.
+
+    The QOP2 client fetches samples and results right after `Simulate` returns, so the run (stream processing
+    included) is over before the reply. Output samples of both kinds are always rendered: `PullSimulatorSamples`
+    chooses what it wants later, whatever the include flags of the request (they only ask for the report)."""
+
+    def __init__(self, qop: Qop):
+        self._qop = qop
+
+    def simulate(self, request: frontend_pb2.SimulationRequest, user: str) -> frontend_pb2.SimulationResponse:
+        spec = parse_simulation_request(request)
+        try:
+            config = qmconfig.from_pb(request.config)
+            inputs = spec.input_source_factory.model(config)
+            job = self._qop.simulate(request.config, request.highLevelProgram, user, duration_ns=spec.duration_ns,
+                                     inputs=inputs)
+        except (qmconfig.ConfigError, ConfigRefused) as exc:
+            return frontend_pb2.SimulationResponse(success=False, configValidationErrors=[
+                qm_manager_pb2.ConfigValidationMessage(message=p.message, group=p.group, path=p.path)
+                for p in exc.problems
+            ])
+        except Refused as exc:
+            return frontend_pb2.SimulationResponse(success=False, messages=_errors(exc.messages))
+        except ValueError as exc:  # a loopback wire that does not resolve
+            return frontend_pb2.SimulationResponse(success=False, messages=_errors([str(exc)]))
+        outcome = job.outcome
+        if outcome is None or outcome.samples is None:
+            problems = (outcome.messages if outcome is not None else []) or ["the simulation produced no samples"]
+            return frontend_pb2.SimulationResponse(
+                success=True, jobId=job.id, simulated=frontend_pb2.SimulatedResponsePart(errors=problems)
+            )
+        part = build_simulated_part(outcome.samples, outcome.waveform_report or {}, spec.include_analog,
+                                    spec.include_digital)
+        return frontend_pb2.SimulationResponse(success=True, jobId=job.id, simulated=part)
+
+    def pull_samples(
+        self, request: job_results_pb2.PullSimulatorSamplesRequest, context: object = None
+    ) -> Iterator[job_results_pb2.SimulatorSamplesResponse]:
+        """The samples of a finished simulation; one ok=false message (the client then asks to wait for the job)
+        when the id names no simulation with samples."""
+        try:
+            job = self._qop.job(request.jobId)
+        except JobNotFound:
+            job = None
+        outcome = job.outcome if job is not None and job.is_simulation else None
+        if outcome is None or outcome.samples is None:
+            yield job_results_pb2.SimulatorSamplesResponse(jobId=request.jobId, ok=False)
+            return
+        yield from stream_samples(outcome.samples, request.includeAnalog, request.includeDigital, job.id)
+
+
+def _errors(messages: list[str]) -> list[compiler_pb2.CompilerMessage]:
+    level = general_messages_pb2.MessageLevel.Message_LEVEL_ERROR
+    return [compiler_pb2.CompilerMessage(message=m, level=level) for m in messages]
