@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qopemu.engine.fixed import ONE as _ONE
 from qopemu.engine.fixed import fixed_from_float
 
 ADC_COUNTS_PER_VOLT = 4096
 DEMOD_SCALE = 2.0**-12
 _TWO_PI = 2.0 * math.pi
 _NORMAL_BLOCK = 8192
+_HALF_RANGE = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -103,13 +105,14 @@ class NormalSource:
         self._block: list[float] = []
         self._next = 0
 
-    def take(self) -> float:
-        if self._next >= len(self._block):
-            self._block = self._rng.standard_normal(_NORMAL_BLOCK).tolist()
-            self._next = 0
-        value = self._block[self._next]
-        self._next += 1
-        return value
+    def take(self, n: int) -> list[float]:
+        start = self._next
+        end = start + n
+        if end > len(self._block):
+            self._block = self._rng.standard_normal(max(_NORMAL_BLOCK, n)).tolist()
+            start, end = 0, n
+        self._next = end
+        return self._block[start:end]
 
     def array(self, n: int) -> np.ndarray:
         return self._rng.standard_normal(n)
@@ -148,18 +151,24 @@ class _ClosedForm:
         scale = variance * DEMOD_SCALE * DEMOD_SCALE
         self.uu, self.vv, self.uv = uu * scale, vv * scale, uv * scale
         self.has_mean = any(self.mean_u) or any(self.mean_v)
+        self.zero_means = [0.0] * k
         size = float(np.abs(self.uu).max()) if k else 0.0
         # The phase only matters when cos^2 and sin^2 weigh differently: otherwise the covariance is constant.
         self.phase_free = size == 0 or (
             float(np.abs(self.uu - self.vv).max()) <= 1e-9 * size and float(np.abs(self.uv).max()) <= 1e-9 * size
         )
-        self.fixed_factor = _cholesky(self.uu.tolist()) if self.phase_free else None
+        # rows truncated at the diagonal, so a result is sum(row * draws) over the row's own length
+        self.fixed_factor = _rows(_cholesky(self.uu.tolist())) if self.phase_free else None
 
     def factor(self, c: float, s: float) -> list[list[float]]:
         if self.fixed_factor is not None:
             return self.fixed_factor
         cov = (c * c) * self.uu + (s * s) * self.vv + (c * s) * self.uv
-        return _cholesky(cov.tolist())
+        return _rows(_cholesky(cov.tolist()))
+
+
+def _rows(low: list[list[float]]) -> list[tuple[float, ...]]:
+    return [tuple(row[: i + 1]) for i, row in enumerate(low)]
 
 
 def _uv(term: Term, frequency: float, demodulated: bool, basis: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -205,24 +214,26 @@ class Acquirer:
         self._sigma = float(inputs.noise_std)
         self._ports = spec.ports()
         self._closed_ok = spec.adc_tag is None and all(not p.division for p in spec.processes)
+        # the window every input is read over: raw ADC recording (smearing either side) and the longest process
+        self._raw_offset = spec.time_of_flight - spec.smearing
+        demod_end = spec.smearing + max((p.length for p in spec.processes), default=0)
+        self._window = max(demod_end, spec.pulse_length + 2 * spec.smearing)
         self._closed: dict[float, _ClosedForm] = {}
         self._basis: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._uv_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def __call__(self, t0: int, phase: float, frequency: float) -> list:
-        spec = self.spec
-        start = t0 + spec.time_of_flight
-        raw_start = start - spec.smearing
-        raw_length = spec.pulse_length + 2 * spec.smearing
-        window_end = max(start + max((p.length for p in spec.processes), default=0), raw_start + raw_length)
-        routed = {}
+        raw_start = t0 + self._raw_offset
+        routed = None
+        samples = self._inputs.samples
         for controller, port in self._ports:
-            samples = self._inputs.samples(controller, port, raw_start, window_end - raw_start)
-            if samples is not None:
-                routed[(controller, port)] = samples
-        if not routed and self._closed_ok:
+            signal = samples(controller, port, raw_start, self._window)
+            if signal is not None:
+                routed = routed or {}
+                routed[(controller, port)] = signal
+        if routed is None and self._closed_ok:
             return self._closed_form(phase, frequency)
-        return self._sampled(t0, phase, frequency, routed, raw_start, window_end - raw_start)
+        return self._sampled(t0, phase, frequency, routed or {}, raw_start, self._window)
 
     def _closed_form(self, phase: float, frequency: float) -> list:
         form = self._closed.get(frequency)
@@ -231,17 +242,19 @@ class Acquirer:
         if form.has_mean or not form.phase_free:
             angle = _TWO_PI * phase
             c, s = math.cos(angle), math.sin(angle)
+            means = [c * u + s * v for u, v in zip(form.mean_u, form.mean_v)]
         else:
             c = s = 0.0
+            means = form.zero_means
         low = form.factor(c, s)
-        take = self._normals.take
-        draws = [take() for _ in low] if self._sigma > 0 else [0.0] * len(low)
+        draws = self._normals.take(len(low)) if self._sigma > 0 else form.zero_means
         results = []
-        for i, row in enumerate(low):
-            value = c * form.mean_u[i] + s * form.mean_v[i] if form.has_mean else 0.0
-            for j in range(i + 1):
-                value += row[j] * draws[j]
-            results.append(fixed_from_float(value))
+        for mean, row in zip(means, low):
+            value = mean
+            for weight, draw in zip(row, draws):
+                value += weight * draw
+            raw = round(value * _ONE)
+            results.append(raw if -_HALF_RANGE <= raw < _HALF_RANGE else fixed_from_float(value))
         return results
 
     def _sampled(self, t0: int, phase: float, frequency: float, routed: dict, raw_start: int, length: int) -> list:
