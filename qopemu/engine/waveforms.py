@@ -44,7 +44,7 @@ NS = 1e-9
 CROSSTALK_DELAY_NS = 32
 
 # A batch of same-shaped events is rendered this many samples at a time, to bound the temporary arrays.
-_BATCH_SAMPLES = 1 << 20
+_BATCH_SAMPLES = 1 << 16
 
 PortKey = tuple[str, int]
 
