@@ -24,6 +24,7 @@ from qm.waveform_report import WaveformReport
 from qm.grpc.qm.pb.job_results_pb2 import PullSimulatorSamplesRequest
 
 from qopemu.edge.simulation import (
+    CHUNK_BYTES,
     SimulationHandler,
     build_simulated_part,
     parse_simulation_request,
@@ -126,12 +127,13 @@ def test_samples_decode_with_the_client(config):
     assert not only_digital.con1.analog and len(only_digital.con1.digital) == 10
 
 
-def test_samples_stream_in_64k_chunks(config):
+def test_samples_stream_as_one_header_then_data_chunks(config):
     samples = render([], config, 40_000)
     messages = list(stream_samples(samples, True, True))
     assert messages[0].WhichOneof("body") == "header" and messages[0].header.countOfItems == 40_000
+    assert all(m.WhichOneof("body") == "data" for m in messages[1:])
     sizes = [len(m.data.data) for m in messages[1:]]
-    assert max(sizes) <= 64 * 1024 and sum(sizes) == 40_000 * (10 * 8 + 10)
+    assert len(sizes) > 1 and max(sizes) <= CHUNK_BYTES and sum(sizes) == 40_000 * (10 * 8 + 10)
 
 
 def test_simulated_part_carries_a_report_the_client_parses(config):

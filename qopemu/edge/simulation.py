@@ -10,7 +10,7 @@ Wire facts (shared/protocol/QOP2-PROTOCOL.md §7, checked against qm-qua 1.4.1 `
 - Raw connections name the *input* port in `fromController`/`fromPort` and carry its samples, 1 ns each.
 - `noisePower` is a variance in V².
 - Samples: one header (`simpleDType`: plain JSON list of `[column, dtype]`, `countOfItems` rows), then `data`
-  chunks that together hold the packed row-major records; every message has ok=true. Columns are
+  chunks (of any size) that together hold the packed row-major records; every message has ok=true. Columns are
   `"<controller>:analog:<port>"` (`<f8`, volts) and `"<controller>:digital:<port>"` (`|b1`).
 """
 
@@ -32,7 +32,9 @@ from qopemu import qmconfig
 from qopemu.platform.qop import ConfigRefused, JobNotFound, Qop, Refused
 from qopemu.qmconfig import QmConfig
 
-CHUNK_BYTES = 64 * 1024
+# Data chunk size. 64 KiB chunks work, but per-message costs then dominate a pull: 1 MiB chunks pull 400 us of
+# 4 ports about 3x faster. The client accepts messages up to 100 MB (`qm.api.models.server_details.MAX_MESSAGE_SIZE`).
+CHUNK_BYTES = 1 << 20
 CLOCK_NS = 4
 
 
@@ -174,7 +176,7 @@ def build_simulated_part(
 def stream_samples(
     samples: OutputSamples, include_analog: bool, include_digital: bool, job_id: str = ""
 ) -> Iterator[job_results_pb2.SimulatorSamplesResponse]:
-    """The `PullSimulatorSamples` stream: a header, then the records in 64 KiB chunks."""
+    """The `PullSimulatorSamples` stream: a header, then the packed records in `CHUNK_BYTES` chunks."""
     columns: list[tuple[str, str, np.ndarray]] = []
     controllers = sorted({c for c, _ in samples.analog} | {c for c, _ in samples.digital})
     for controller in controllers:
