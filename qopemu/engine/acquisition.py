@@ -147,24 +147,33 @@ class _ClosedForm:
                     n = min(len(ui), len(uj))
                     uu[i, j] += float(ui[:n] @ uj[:n])
                     vv[i, j] += float(vi[:n] @ vj[:n])
-                    uv[i, j] += float(ui[:n] @ vj[:n] + vi[:n] @ uj[:n])
+                    uv[i, j] += float(ui[:n] @ vj[:n])
         scale = variance * DEMOD_SCALE * DEMOD_SCALE
         self.uu, self.vv, self.uv = uu * scale, vv * scale, uv * scale
         self.has_mean = any(self.mean_u) or any(self.mean_v)
         self.zero_means = [0.0] * k
+        # integration has no oscillator: its coefficients are U whatever the phase
+        self.demodulated = [p.demodulated for p in spec.processes]
         size = float(np.abs(self.uu).max()) if k else 0.0
         # The phase only matters when cos^2 and sin^2 weigh differently: otherwise the covariance is constant.
-        self.phase_free = size == 0 or (
-            float(np.abs(self.uu - self.vv).max()) <= 1e-9 * size and float(np.abs(self.uv).max()) <= 1e-9 * size
-        )
+        balanced = size == 0 or (float(np.abs(self.uu - self.vv).max()) <= 1e-9 * size
+                                 and float(np.abs(self.uv + self.uv.T).max()) <= 1e-9 * size)
+        self.phase_free = not any(self.demodulated) or (all(self.demodulated) and balanced)
         # rows truncated at the diagonal, so a result is sum(row * draws) over the row's own length
         self.fixed_factor = _rows(_cholesky(self.uu.tolist())) if self.phase_free else None
 
     def factor(self, c: float, s: float) -> list[list[float]]:
         if self.fixed_factor is not None:
             return self.fixed_factor
-        cov = (c * c) * self.uu + (s * s) * self.vv + (c * s) * self.uv
+        a, b = self.phase_weights(c, s)
+        a, b = np.array(a), np.array(b)
+        cov = (np.outer(a, a) * self.uu + np.outer(b, b) * self.vv + np.outer(a, b) * self.uv
+               + np.outer(b, a) * self.uv.T)
         return _rows(_cholesky(cov.tolist()))
+
+    def phase_weights(self, c: float, s: float) -> tuple[list[float], list[float]]:
+        """Each result is a * (its U part) + b * (its V part): (cos, sin) of the phase, or (1, 0) for integration."""
+        return ([c if d else 1.0 for d in self.demodulated], [s if d else 0.0 for d in self.demodulated])
 
 
 def _rows(low: list[list[float]]) -> list[tuple[float, ...]]:
@@ -242,7 +251,8 @@ class Acquirer:
         if form.has_mean or not form.phase_free:
             angle = _TWO_PI * phase
             c, s = math.cos(angle), math.sin(angle)
-            means = [c * u + s * v for u, v in zip(form.mean_u, form.mean_v)]
+            a, b = form.phase_weights(c, s)
+            means = [x * u + y * v for x, y, u, v in zip(a, b, form.mean_u, form.mean_v)]
         else:
             c = s = 0.0
             means = form.zero_means
@@ -282,7 +292,8 @@ class Acquirer:
             for term in process.terms:
                 u, v = self._term_uv(term, frequency if process.demodulated else 0.0, process.demodulated)
                 a = volts[(term.controller, term.port)][offset: offset + len(u)] / ADC_COUNTS_PER_VOLT
-                per_sample[: len(a)] += a * (c * u[: len(a)] + s * v[: len(a)])
+                pc, ps = (c, s) if process.demodulated else (1.0, 0.0)
+                per_sample[: len(a)] += a * (pc * u[: len(a)] + ps * v[: len(a)])
             results.append(_divide(per_sample * DEMOD_SCALE, process.division))
         return results
 

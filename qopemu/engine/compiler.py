@@ -712,7 +712,7 @@ class _Generator:
             pulse_length=pulse.length,
             processes=tuple(processes),
             adc_tag=node.streamAs or None,
-            adc_ports=tuple((p.controller, p.number) for p in element.outputs.values()),
+            adc_ports=tuple((p.controller, p.number) for _, p in sorted(element.outputs.items())),
             offsets=offsets,
         )
         index = len(self.measures)
@@ -770,8 +770,10 @@ class _Generator:
             if div.samplesPerChunk <= 0:
                 self.problem(loc, "the chunk size of a sliced / accumulated / moving-window process must be > 0")
                 return None
-            division = {"sliced": ("sliced", div.samplesPerChunk), "accumulated": ("accumulated", div.samplesPerChunk),
-                        "movingWindow": ("moving_window", div.samplesPerChunk, div.chunksPerWindow)}[division_kind]
+            if division_kind == "movingWindow":
+                division: tuple = ("moving_window", div.samplesPerChunk, div.chunksPerWindow)
+            else:
+                division = (division_kind, div.samplesPerChunk)
             spec = ProcessSpec(demodulated, tuple(terms), division)
             array = self._var(vector.array.name, loc, array=True)
             if array is None:
