@@ -10,13 +10,14 @@ import pytest
 from qm.qua import (
     Cast, Math, Random, Util, advance_input_stream, assign, declare, declare_input_stream, declare_stream,
     else_, elif_, fixed, for_, for_each_, if_, infinite_loop_, pause, program, save, strict_timing_, switch_,
-    case_, default_, while_, IO1, IO2, play,
+    case_, default_, while_, IO1, IO2, play, stream_processing,
 )
 
 from qopemu.engine import fixed as fx
 from qopemu.engine.compiler import CompileError
 from qopemu.engine.runtime import QuaRuntimeError, run
-from test_engine_support import RecordingHost, SilentInputs, compile_qua
+from qopemu.engine.compiler import compile_program
+from test_engine_support import RecordingHost, SilentInputs, compile_qua, make_config
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -280,3 +281,30 @@ def test_infinite_loop_stops_at_horizon_and_pickles():
     clone = pickle.loads(pickle.dumps(compiled))
     summary = run(clone, RecordingHost(), SilentInputs(), max_time_ns=10_000)
     assert 10_000 < summary.duration_ns <= 10_100
+
+
+def test_program_metadata():
+    with program() as prog:
+        x = declare(fixed)
+        b = declare(bool)
+        st = declare_stream()
+        play("arb", "qubit")
+        save(x, st)
+        save(b, "flag")
+        with stream_processing():
+            st.buffer(2).save_all("xs")
+    compiled = compile_qua(prog)
+    assert compiled.overridable_waveforms == {"arb_wf": 16}
+    assert compiled.stream_kinds == {"r1": "fixed", "r2": "bool"}
+    assert ["saveAll", "xs", ["buffer", "2", ["@re", "0", "r1"]]] in compiled.result_model
+
+
+def test_input_stream_misuse_is_refused():
+    # the client itself refuses this, so tamper with the message as another client could send it
+    with program() as prog:
+        x = declare_input_stream(int, name="x")
+        advance_input_stream(x)
+    pb = prog.qua_program
+    pb.script.variables[0].isInputStream = False
+    with pytest.raises(CompileError, match="not declared with declare_input_stream"):
+        compile_program(pb, make_config())

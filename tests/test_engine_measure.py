@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 from qm.qua import (
-    declare, declare_stream, demod, dual_demod, fixed, for_, integration, measure, program, save,
+    declare, declare_stream, demod, dual_demod, fixed, for_, integration, measure, program, save, time_tagging,
 )
 
 from qopemu.engine.compiler import CompileError
@@ -156,3 +156,19 @@ def test_measure_validation():
     text = "\n".join(info.value.messages)
     assert len(info.value.messages) == 4
     assert "'nope'" in text and "control pulse" in text and "must be a fixed" in text and "'out7'" in text
+
+
+def test_time_tagging_of_loopback_pulses():
+    with program() as prog:
+        times = declare(int, size=10)
+        count = declare(int)
+        measure("readout", "probe", time_tagging.analog(times, 300, count))
+        save(count, "n")
+        for i in range(3):
+            save(times[i], "t")
+    host = RecordingHost()
+    run(compile_qua(prog), host, Loopback())
+    # the 10 MHz, 0.05 V (205 counts, inverted) readout comes back for 200 ns: one downward crossing of -100 per period
+    assert host.saved["r1"] == [2]
+    first, second, _ = host.saved["r2"]
+    assert second - first == 100 and 0 < first < 100

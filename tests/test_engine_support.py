@@ -51,6 +51,8 @@ def config_dict(noise_offset: float = 0.0) -> dict:
                 "outputs": {"out1": ("con1", 1)},
                 "time_of_flight": 28,
                 "smearing": 0,
+                "outputPulseParameters": {"signalThreshold": -100, "signalPolarity": "Below",
+                                          "derivativeThreshold": -100, "derivativePolarity": "Above"},
             },
         },
         "pulses": {

@@ -63,9 +63,12 @@ class ProcessSpec:
     demodulated: bool  # False: integration (no oscillator)
     terms: tuple[Term, ...]
     division: tuple = ()
+    tagging: tuple = ()  # time tagging: (threshold in raw ADC units, descending?, window ns, time unit per ns)
 
     @property
     def length(self) -> int:
+        if self.tagging:
+            return self.tagging[2]
         return max(max(len(t.cosine), len(t.sine)) for t in self.terms)
 
     def result_count(self) -> int:
@@ -222,7 +225,7 @@ class Acquirer:
         self._normals = normals
         self._sigma = float(inputs.noise_std)
         self._ports = spec.ports()
-        self._closed_ok = spec.adc_tag is None and all(not p.division for p in spec.processes)
+        self._closed_ok = spec.adc_tag is None and all(not p.division and not p.tagging for p in spec.processes)
         # the window every input is read over: raw ADC recording (smearing either side) and the longest process
         self._raw_offset = spec.time_of_flight - spec.smearing
         demod_end = spec.smearing + max((p.length for p in spec.processes), default=0)
@@ -288,6 +291,11 @@ class Acquirer:
         offset = spec.smearing  # the demodulation window starts `smearing` ns into the recorded samples
         results = []
         for process in spec.processes:
+            if process.tagging:
+                term = process.terms[0]
+                results.append(_tags(-volts[(term.controller, term.port)][offset: offset + process.length],
+                                     process.tagging))
+                continue
             per_sample = np.zeros(process.length)
             for term in process.terms:
                 u, v = self._term_uv(term, frequency if process.demodulated else 0.0, process.demodulated)
@@ -302,6 +310,18 @@ class Acquirer:
         if key not in self._uv_cache:
             self._uv_cache[key] = _uv(term, frequency, demodulated, self._basis)
         return self._uv_cache[key]
+
+
+def _tags(raw: np.ndarray, tagging: tuple) -> list[int]:
+    """Time tags: where the raw ADC signal crosses the element's `signalThreshold` in the configured direction
+    (outputPulseParameters, Guides/features.md "Time Tagging"); times from the window start."""
+    threshold, descending, _, unit = tagging
+    before, after = raw[:-1], raw[1:]
+    if descending:
+        hits = np.nonzero((before >= threshold) & (after < threshold))[0] + 1
+    else:
+        hits = np.nonzero((before <= threshold) & (after > threshold))[0] + 1
+    return [int(t) * unit for t in hits]
 
 
 def _divide(contributions: np.ndarray, division: tuple):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+import numpy as np
 from google.protobuf.json_format import MessageToDict
 
 from qopemu.engine import fixed as fx
@@ -36,6 +37,7 @@ _BITWISE = {AND: "&", OR: "|", XOR: "^"}
 
 _FREQ_UNITS = {0: 1.0, 1: 1e-3, 2: 1e-6, 3: 1e-9, 4: 1e-12}  # UpdateFrequencyStatement.Units: Hz, mHz, uHz...
 _CHIRP_UNITS = {0: 1.0, 1: 1e-3, 2: 1e-6, 3: 1e-9, 4: 1e-12}  # Chirp.Units: Hz/ns, mHz/ns, ...
+_EMPTY = np.zeros(0)
 _EVENT = "\x00"  # marks a generated line that only exists in the events variant
 _NOT_YET = "not supported by qopemu yet"
 
@@ -737,6 +739,11 @@ class _Generator:
         for i, target in enumerate(targets):
             if target[0] == "scalar":
                 self.emit(f"{target[1]} = {result}[{i}]")
+            elif target[0] == "tags":  # as many tags as fit the array; the count says how many were written
+                self.emit(f"_tags = {result}[{i}][:{target[2]}]")
+                self.emit(f"{target[1]}[:len(_tags)] = _tags")
+                if target[3]:
+                    self.emit(f"{target[3]} = len(_tags)")
             else:
                 self.emit(f"{target[1]}[:{target[2]}] = {result}[{i}]")
 
@@ -749,8 +756,7 @@ class _Generator:
         kind = analog.WhichOneof("process")
         node = getattr(analog, kind)
         if kind in ("rawTimeTagging", "highResTimeTagging"):
-            self.problem(loc, f"{_NOT_YET}: time_tagging.analog / high_res")
-            return None
+            return self._time_tagging(node, element, kind == "highResTimeTagging", loc)
         demodulated = kind in ("demodIntegration", "dualDemodIntegration")
         if kind in ("demodIntegration", "bareIntegration"):
             pairs = [(node.integration.name, node.elementOutput)]
@@ -803,6 +809,29 @@ class _Generator:
             self.problem(loc, f"measure target '{var.name}' must be a fixed variable, not {var.type}")
             return None
         return spec, ("scalar", var.local)
+
+    def _time_tagging(self, node, element, high_res: bool, loc: str):
+        dec = self.config.pb.v1beta.elements[element.name]
+        if not dec.HasField("outputPulseParameters"):
+            self.problem(loc, f"time tagging on element '{element.name}', which has no outputPulseParameters")
+            return None
+        params = dec.outputPulseParameters
+        output = node.elementOutput or sorted(element.outputs)[0]
+        port = element.outputs.get(output)
+        array = self._var(node.target.name, loc, array=True)
+        count = self._var(node.targetLen.name, loc, scalar=True) if node.HasField("targetLen") else None
+        if port is None:
+            self.problem(loc, f"element '{element.name}' has no output '{output}'")
+            return None
+        if array is None or (node.HasField("targetLen") and count is None):
+            return None
+        if array.type != INT or (count is not None and count.type != INT):
+            self.problem(loc, "time tagging writes ints: its target array and count must be int")
+            return None
+        # high_res tags are in ps (qm.qua time_tagging.high_res docstring); the ADC resolves 1 ns
+        tagging = (int(params.signalThreshold), params.signalPolarity == 1, int(node.maxTime), 1000 if high_res else 1)
+        spec = ProcessSpec(False, (Term(port.controller, port.number, _EMPTY, _EMPTY),), tagging=tagging)
+        return spec, ("tags", array.local, array.size, count.local if count else None)
 
     def _term(self, weight_name: str, output: str, element, pulse, loc: str) -> Term | None:
         if weight_name not in pulse.integration_weights:
