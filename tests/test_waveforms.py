@@ -10,7 +10,7 @@ import pytest
 from qopemu import qmconfig
 from qopemu.engine.events import DcOffsetEvent, PlayEvent, RampToZeroEvent
 from qopemu.engine.inputs import Loopback, NoInputs, RawInputs, noise_std_from_power
-from qopemu.engine.waveforms import CROSSTALK_DELAY_NS, Synthesizer, render
+from qopemu.engine.waveforms import CROSSTALK_DELAY_NS, FIR_DELAY_NS, IIR_DELAY_NS, Synthesizer, render
 
 GAUSS = (0.3 * np.exp(-0.5 * ((np.arange(40) - 20) / 6.0) ** 2)).tolist()
 
@@ -256,8 +256,34 @@ def test_crosstalk_copies_a_port_into_another_and_delays_all_pulses():
     assert np.allclose(out[("con1", 6)][d : d + 40], 0.15)
 
 
-def test_a_window_is_a_slice_of_the_whole():
-    cfg = make_config(ports={1: {"offset": 0.01, "delay": 13}})
+def test_fir_filter_and_its_latency_on_every_port_and_marker():
+    cfg = make_config(ports={5: {"offset": 0.0, "filter": {"feedforward": [0.5, 0.5], "feedback": []}}})
+    out = render([play("flux", "const", 0), play("qubit", "iq_marked", 0)], cfg, 200)
+    d = FIR_DELAY_NS
+    flux = out.analog[("con1", 5)]
+    assert np.allclose(flux[d], 0.15) and np.allclose(flux[d + 1 : d + 40], 0.3) and np.allclose(flux[d + 40], 0.15)
+    assert not flux[: d].any() and not flux[d + 41 :].any()
+    assert np.flatnonzero(out.analog[("con1", 1)])[0] == d  # an unfiltered port is delayed as well
+    assert np.flatnonzero(out.digital[("con1", 1)])[0] == d + 12 - 4  # and so are digital markers
+
+
+def test_iir_filter_sections():
+    cfg = make_config(ports={5: {"offset": 0.0, "filter": {"feedforward": [], "feedback": [0.5, -0.25]}}})
+    out = render([play("flux", "gauss_single", 0)], cfg, 300).analog[("con1", 5)]
+    expected = np.array(GAUSS + [0.0] * 100)
+    for a in (0.5, -0.25):  # reference: the recursion, sample by sample
+        y, state = np.zeros_like(expected), 0.0
+        for n, x in enumerate(expected):
+            state = x + a * state
+            y[n] = state
+        expected = y
+    d = IIR_DELAY_NS[2]
+    assert np.allclose(out[d : d + 140], expected) and not out[:d].any()
+
+
+@pytest.mark.parametrize("filters", [{}, {"filter": {"feedforward": [0.3, 0.4, 0.3], "feedback": [0.9]}}])
+def test_a_window_is_a_slice_of_the_whole(filters):
+    cfg = make_config(ports={1: {"offset": 0.01, "delay": 13, **filters}})
     events = [play("qubit", "iq_marked", t, frequency=50e6, phase=(50e6 * t * 1e-9) % 1) for t in range(0, 800, 40)]
     whole = render(events, cfg, 1000)
     part = Synthesizer(cfg).render(events, 333, 222)
@@ -285,3 +311,13 @@ def test_raw_and_no_inputs():
     assert raw.samples("con1", 2, 0, 4) is None
     assert NoInputs().samples("con1", 1, 0, 4) is None
     assert noise_std_from_power(0.04) == pytest.approx(0.2)
+
+
+def test_loopback_through_a_filtered_port_matches_the_simulated_output():
+    cfg = make_config(ports={5: {"offset": 0.02, "delay": 8, "filter": {"feedforward": [0.7, 0.3], "feedback": [0.95]}}})
+    events = [play("flux", "gauss_single", t) for t in range(0, 2000, 200)]
+    source = Loopback(cfg, [("con1", 5, "con1", 1)], latency_ns=24)
+    for event in events:
+        source.record(event)
+    whole = render(events, cfg, 3000).analog[("con1", 5)]
+    assert np.allclose(source.samples("con1", 1, 1500, 300), whole[1500 - 24 : 1800 - 24])

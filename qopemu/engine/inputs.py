@@ -18,7 +18,7 @@ from typing import Mapping, Protocol, Sequence
 import numpy as np
 
 from qopemu.engine.events import DcOffsetEvent, PlayEvent, RampToZeroEvent
-from qopemu.engine.waveforms import CROSSTALK_DELAY_NS, Synthesizer
+from qopemu.engine.waveforms import Synthesizer, alignment_delay_ns
 from qopemu.qmconfig import ANALOG_OUTPUTS, PortRef, QmConfig
 
 # (from_controller, from_output_port, to_controller, to_input_port)
@@ -132,9 +132,12 @@ class Loopback:
         self._offsets: list[DcOffsetEvent] = []
         self._recorded = 0
         self._cache: dict[tuple, np.ndarray] = {}
-        # How far before an output window a pulse can start and still show in it.
-        delays = [p.delay for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
-        self._reach = max(delays, default=0) + CROSSTALK_DELAY_NS
+        # How far before an output window a pulse can start and still show in it; an IIR filter on a wired port
+        # remembers everything, so then every recorded pulse counts.
+        analog = [p for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
+        taps = max((len(p.filter_feedforward) for p in analog), default=0)
+        self._reach = max((p.delay for p in analog), default=0) + alignment_delay_ns(config) + taps
+        self._whole_history = any(config.port(p).filter_feedback for p in feeding)
 
     def record(self, event: object) -> None:
         if isinstance(event, DcOffsetEvent):
@@ -179,13 +182,15 @@ class Loopback:
 
     def _events_near(self, start: int, length: int) -> list[object]:
         """The recorded events that can reach the output window: those overlapping it (widened by the largest port
-        delay), and the whole history of sticky elements, whose held level depends on every earlier pulse."""
+        delay), and the whole history of sticky elements, whose held level depends on every earlier pulse (of every
+        element, behind an IIR filter)."""
         lo, hi = start - self._reach, start + length
         events: list[object] = list(self._offsets)
         for name, timeline in self._timelines.items():
             starts = self._starts[name]
             last = bisect.bisect_left(starts, hi)
-            first = 0 if name in self._sticky else bisect.bisect_left(starts, lo - self._longest[name])
+            whole = self._whole_history or name in self._sticky
+            first = 0 if whole else bisect.bisect_left(starts, lo - self._longest[name])
             events.extend(timeline[first:last])
         return events
 

@@ -17,6 +17,8 @@ Other rules, each cited where it is implemented:
 - sticky elements, `ramp_to_zero`, ramp pulses: "Sticky Element", "Voltage Easing", "Ramp Pulse" (features guide);
 - crosstalk (applied before DC offsets, adds 8 cycles to every analog pulse on OPX+) and analog port `delay`:
   "Crosstalk Correction Matrix", "Analog Delay" (features guide);
+- output filters (FIR, then single-tap IIR sections, after crosstalk, before DC offsets; their latency delays every
+  port and every digital marker): "Output Filter" guide, OPX+ tab;
 - digital markers: delayed by the digital input's `delay`, widened by `buffer` on each side ("the digital waveform is
   convolved with a pattern that is high for 1 + 2b"). The simulator shows digital outputs 136 ns later than the real
   OPX does (`SimulatedJob.get_simulated_samples` docstring), which cancels the analog path's intrinsic 136 ns: in
@@ -42,6 +44,12 @@ NS = 1e-9
 
 # "Using the crosstalk matrix adds a delay of 8 cycles (32 ns)" on OPX+, to every analog pulse of every port.
 CROSSTALK_DELAY_NS = 32
+# OPX+ output filter latency ("Output Filter", Delay Consequences): 11 cycles with FIR taps only, 12 / 15 / 18 cycles
+# with 1 / 2 / 3 IIR (feedback) taps; it too delays all analog pulses of all ports.
+FIR_DELAY_NS = 44
+IIR_DELAY_NS = {1: 48, 2: 60, 3: 72}
+# The filter output range is the DAC's [-0.5, 0.5); beyond it the filter output is clipped.
+FILTER_RANGE = (-0.5, 0.5 - 2.0**-16)
 
 # A batch of same-shaped events is rendered this many samples at a time, to bound the temporary arrays.
 _BATCH_SAMPLES = 1 << 16
@@ -98,7 +106,12 @@ class Synthesizer:
             terms = {PortRef(port.ref.controller, ANALOG_OUTPUTS, q): f for q, f in port.crosstalk}
             terms.setdefault(port.ref, 1.0)
             self._crosstalk[port.ref] = list(terms.items())
-        self._crosstalk_delay = CROSSTALK_DELAY_NS if any(p.crosstalk for p in analog) else 0
+        self._alignment = alignment_delay_ns(config)
+        self._filters = {
+            p.ref: (np.asarray(p.filter_feedforward or (1.0,), dtype=float), tuple(p.filter_feedback))
+            for p in analog
+            if p.filter_feedforward or p.filter_feedback
+        }
 
     # ---------------------------------------------------------------------------------------------------------
     # public
@@ -154,9 +167,17 @@ class Synthesizer:
     ) -> dict[PortKey, np.ndarray]:
         delays = {p: self.config.port(p).delay for p in ports}
         max_delay = max(delays.values(), default=0)
-        # Pulse buffers live on the element timeline: output time t shows what was played at t - delay - crosstalk.
-        window_start = start - max_delay - self._crosstalk_delay
+        # Pulse buffers live on the element timeline: output time t shows what was played at t - delay - alignment.
+        window_start = start - max_delay - self._alignment
         window_length = length + max_delay
+        filtered = [self._filters[p] for p in ports if p in self._filters]
+        # A filter needs the samples before the window too: the FIR's length, or all of them for an IIR.
+        if any(feedback for _, feedback in filtered):
+            history = max(0, window_start)
+        else:
+            history = max((feedforward.size - 1 for feedforward, _ in filtered), default=0)
+        window_start -= history
+        window_length += history
         sources = {q for p in ports for q, _ in self._crosstalk[p]}
         buffers = {q: np.zeros(window_length) for q in sources}
         elements = self.config.elements
@@ -175,7 +196,9 @@ class Synthesizer:
             mixed = buffers[terms[0][0]] * terms[0][1]
             for source, factor in terms[1:]:
                 mixed += buffers[source] * factor
-            shift = max_delay - delays[port]
+            if port in self._filters:
+                mixed = _filter(mixed, *self._filters[port])
+            shift = history + max_delay - delays[port]
             samples = mixed[shift : shift + length]
             offset = self._offsets(port, offsets, start - delays[port], length)
             if offset is not None:
@@ -419,7 +442,7 @@ class Synthesizer:
                 if digital.port not in intervals:
                     continue
                 # The marker is convolved with a window high for 1 + 2 * buffer: each high run widens by buffer.
-                shift = digital.delay - start
+                shift = digital.delay + self._alignment - start
                 intervals[digital.port][0].append(highs_all + shift - digital.buffer)
                 intervals[digital.port][1].append(lows_all + shift + digital.buffer)
         out: dict[PortKey, np.ndarray] = {}
@@ -492,6 +515,49 @@ class Synthesizer:
             cached = (np.array(highs, dtype=np.int64), np.array(lows, dtype=np.int64), last_high)
             self._markers[key] = cached
         return cached
+
+
+def alignment_delay_ns(config: QmConfig) -> int:
+    """How much later than scheduled every analog pulse leaves, because some port uses crosstalk or a filter.
+
+    The QOP keeps ports aligned by delaying all of them; it also adds this delay to digital markers and to the time
+    of flight ("the digital delay parameter is automatically updated accordingly", "The delay will be automatically
+    and implicitly added to the time of flight"), so acquisitions should shift by it too."""
+    ports = [p for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
+    delay = CROSSTALK_DELAY_NS if any(p.crosstalk for p in ports) else 0
+    feedback = max((len(p.filter_feedback) for p in ports), default=0)
+    if feedback:
+        delay += IIR_DELAY_NS[min(feedback, 3)]
+    elif any(p.filter_feedforward for p in ports):
+        delay += FIR_DELAY_NS
+    return delay
+
+
+def _filter(x: np.ndarray, feedforward: np.ndarray, feedback: tuple[float, ...]) -> np.ndarray:
+    """The OPX+ output filter: an FIR with the feedforward taps, then one single-tap IIR section per feedback tap
+    (y[n] = x[n] + a y[n-1], cascaded), output clipped to the DAC range ("Output Filter", OPX+)."""
+    y = np.convolve(x, feedforward)[: x.size]
+    for a in feedback:
+        y = _one_pole(y, a)
+    return np.clip(y, *FILTER_RANGE)
+
+
+def _one_pole(x: np.ndarray, a: float) -> np.ndarray:
+    """y[n] = x[n] + a y[n-1] without a per-sample loop: inside a block, y[j] = a^j (c a + cumsum(x[i] a^-i)[j]),
+    with the block length chosen so that a^-length stays far from overflow."""
+    if a == 0:
+        return x
+    magnitude = abs(a)
+    block = 4096 if magnitude >= 1 else max(1, min(4096, int(250 / -np.log10(magnitude))))
+    powers = a ** np.arange(block, dtype=float)
+    y = np.empty_like(x)
+    carry = 0.0
+    for s in range(0, x.size, block):
+        chunk = x[s : s + block]
+        p = powers[: chunk.size]
+        y[s : s + chunk.size] = p * (carry * a + np.cumsum(chunk / p))
+        carry = y[s + chunk.size - 1]
+    return y
 
 
 def input_port(element: Element, key: str) -> PortRef | None:
