@@ -215,8 +215,17 @@ def test_sticky_element_with_if_keeps_oscillating():
     cfg = make_config({"elements": {"hold": {"singleInput": {"port": ("con1", 7)}, "intermediate_frequency": 10e6,
                                              "sticky": {"analog": True, "duration": 40},
                                              "operations": {"const": "const"}}}})
-    out = render([play("hold", "const", 0, frequency=10e6)], cfg, 200).analog[("con1", 7)]
-    assert np.allclose(out, 0.3 * np.cos(2 * np.pi * 10e6 * np.arange(200) * 1e-9))
+    events = [play("hold", "const", 0, frequency=10e6), play("hold", "const", 200, frequency=10e6)]
+    out = render(events, cfg, 240).analog[("con1", 7)]
+    assert np.allclose(out[:200], 0.3 * np.cos(2 * np.pi * 10e6 * np.arange(200) * 1e-9))
+    assert np.allclose(out[200:240], 0.6 * np.cos(2 * np.pi * 10e6 * np.arange(200, 240) * 1e-9))
+
+
+def test_sticky_element_ramps_back_after_its_last_pulse(config):
+    out = render([play("hold", "const_marked", 0)], config, 200)
+    samples = out.analog[("con1", 7)]
+    assert np.allclose(samples[:40], 0.3) and np.allclose(samples[40:80], 0.3 * (1 - np.arange(1, 41) / 40))
+    assert not samples[80:].any() and np.flatnonzero(out.digital[("con1", 3)]).tolist() == list(range(40))
 
 
 def test_digital_marker_delay_and_buffer(config):

@@ -74,9 +74,29 @@ def render(
     include_digital: bool = True,
 ) -> OutputSamples:
     """Samples of every declared output port over [0, duration_ns) for a run's events."""
+    timeline = list(events)
     return Synthesizer(config).render(
-        events, 0, duration_ns, include_analog=include_analog, include_digital=include_digital
+        timeline + _final_ramps(timeline, config), 0, duration_ns,
+        include_analog=include_analog, include_digital=include_digital,
     )
+
+
+def _final_ramps(events: list[object], config: QmConfig) -> list[RampToZeroEvent]:
+    """"A sticky element always ramps back to its DC offset value when the element has reached its final
+    instruction of the program" (features guide, "Sticky Element"). When the run's events end a sticky element with
+    a pulse rather than that ramp, the ramp starts right after the pulse, over the element's sticky duration."""
+    last: dict[str, PlayEvent | RampToZeroEvent] = {}
+    for event in events:
+        if isinstance(event, (PlayEvent, RampToZeroEvent)):
+            previous = last.get(event.element)
+            if previous is None or event.start >= previous.start:
+                last[event.element] = event
+    ramps = []
+    for name, event in last.items():
+        sticky = config.elements[name].sticky
+        if sticky is not None and sticky.analog and isinstance(event, PlayEvent):
+            ramps.append(RampToZeroEvent(name, event.start + event.length, sticky.duration))
+    return ramps
 
 
 @dataclass(frozen=True)
