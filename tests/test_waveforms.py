@@ -191,6 +191,9 @@ def test_piecewise_chirp_segments(config):
     frequency = np.concatenate(([0.0], np.cumsum(per_ns[:-1])))
     cycles = 1e-9 * np.concatenate(([0.0], np.cumsum(frequency[:-1])))
     assert np.allclose(out, 0.3 * np.cos(2 * np.pi * cycles))
+    # QUA's own form gives a start time to every rate, the first one 0
+    with_first = play("drive", "const", 0, length=200, frequency=0.0, chirp_rates=(1e5, -1e5), chirp_times=(0, 100))
+    assert np.allclose(render([with_first], config, 200).analog[("con1", 6)], out)
 
 
 def test_ramp_pulse(config):

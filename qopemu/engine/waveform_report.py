@@ -18,7 +18,7 @@ import math
 from typing import Any, Iterable
 
 from qopemu.engine.events import AcquisitionEvent, DcOffsetEvent, PhaseResetEvent, PlayEvent
-from qopemu.engine.waveforms import correction_matrix, input_port
+from qopemu.engine.waveforms import chirp_bounds, correction_matrix, input_port
 from qopemu.qmconfig import Element, PortRef, QmConfig
 
 _IDENTITY = [1.0, 0.0, 0.0, 1.0]
@@ -125,10 +125,7 @@ def _chirp_info(event: PlayEvent) -> dict[str, Any]:
     if not event.chirp_rates:
         return {"units": "", "rate": [], "times": [], "startFrequency": float(event.frequency),
                 "endFrequency": float(event.frequency)}
-    n = event.length
-    bounds = [0, *event.chirp_times, n] if len(event.chirp_times) == len(event.chirp_rates) - 1 else None
-    if bounds is None:
-        bounds = [round(i * n / len(event.chirp_rates)) for i in range(len(event.chirp_rates) + 1)]
+    bounds = chirp_bounds(event)
     end = event.frequency + sum(r * (b - a) for r, a, b in zip(event.chirp_rates, bounds, bounds[1:]))
     return {
         "units": "Hz/nsec",

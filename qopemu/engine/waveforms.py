@@ -618,16 +618,25 @@ def _phase_cycles(event: PlayEvent, k0: int, k1: int) -> np.ndarray:
         return event.phase + event.frequency * NS * np.arange(k0, k1)
     n = event.length
     rates = np.asarray(event.chirp_rates, dtype=float)
-    if len(event.chirp_times) == len(rates) - 1:
-        bounds = [0, *event.chirp_times, n]
-    else:  # "each chirp section will have the same duration, equal to the total pulse duration divided by ..."
-        bounds = list(np.linspace(0, n, len(rates) + 1).astype(int))
-    widths = np.diff(np.clip(bounds, 0, n))
+    widths = np.diff(np.clip(chirp_bounds(event), 0, n))
     per_ns = np.repeat(rates, np.maximum(widths, 0))
     per_ns = np.pad(per_ns, (0, max(0, n - per_ns.size)), mode="edge") if per_ns.size else np.zeros(n)
     frequency = event.frequency + np.concatenate(([0.0], np.cumsum(per_ns[: n - 1])))
     cycles = event.phase + NS * np.concatenate(([0.0], np.cumsum(frequency[: n - 1])))
     return cycles[k0:k1]
+
+
+def chirp_bounds(event: PlayEvent) -> list[int]:
+    """Where each chirp segment starts, in ns from the pulse start, then the pulse end. Segment starts come with
+    every rate (QUA's `chirp=(rates, times, units)`, first time 0) or for the rates after the first; without times
+    "each chirp section will have the same duration, equal to the total pulse duration divided by the number of
+    sections" (features guide, "Frequency Chirp")."""
+    n, count, times = event.length, len(event.chirp_rates), list(event.chirp_times)
+    if len(times) == count:
+        return [*times, n]
+    if len(times) == count - 1:
+        return [0, *times, n]
+    return [round(i * n / count) for i in range(count + 1)]
 
 
 def _amp_scalar(amp: tuple[float, float, float, float] | None) -> float:
