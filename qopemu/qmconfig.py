@@ -216,6 +216,14 @@ class QmConfig:
     mixers: dict[str, Mixer]
     pb: object = field(repr=False, compare=False)  # the QuaConfig message exactly as received
 
+    def __getstate__(self) -> dict:
+        # The message stays in the server process: worker processes only need the model (and the client's
+        # generated message classes do not pickle).
+        return {name: value for name, value in self.__dict__.items() if name != "pb"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, pb=None)
+
     def port(self, ref: PortRef) -> Port:
         return self.controllers[ref.controller].ports[ref]
 

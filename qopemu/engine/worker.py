@@ -18,13 +18,16 @@ Messages, server -> worker:
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+from multiprocessing.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +147,11 @@ class Execution:
             if self._halted:
                 outcome = Outcome("halted")
             else:
-                self._process.join(1)
-                outcome = Outcome("error", [f"the worker process running the job died (exit code "
-                                            f"{self._process.exitcode})"])
+                try:
+                    code = self._process.wait(1)
+                except subprocess.TimeoutExpired:
+                    code = None
+                outcome = Outcome("error", [f"the worker process running the job died (exit code {code})"])
         except Exception as exc:  # results refused the data (memory cap) or could not process it
             self._kill()
             outcome = Outcome("error", [str(exc)])
@@ -160,7 +165,7 @@ class Execution:
 
     @property
     def reusable(self) -> bool:
-        return self._outcome is not None and self._outcome.status == "completed" and self._process.is_alive()
+        return self._outcome is not None and self._outcome.status == "completed" and self._process.poll() is None
 
     def wait(self, timeout: float | None = None) -> Outcome | None:
         self._finished.wait(timeout)
@@ -194,7 +199,6 @@ class WorkerPool:
     """Warm worker processes; one job per worker at a time."""
 
     def __init__(self, size: int):
-        self._context = multiprocessing.get_context("spawn")  # fork is unsafe next to grpc's threads
         self._size = max(1, size)
         self._idle: list[tuple[Any, Any]] = []
         self._lock = threading.Lock()
@@ -202,18 +206,22 @@ class WorkerPool:
         for _ in range(self._size):
             self._idle.append(self._spawn())
 
-    def _spawn(self):
-        parent, child = self._context.Pipe()
-        process = self._context.Process(target=_worker_main, args=(child,), name="qopemu-worker", daemon=True)
-        process.start()
+    @staticmethod
+    def _spawn():
+        """A fresh interpreter running `_worker_main`. Not multiprocessing's fork (unsafe next to grpc's threads)
+        nor its spawn (which re-imports the embedding script's __main__): a plain child process that inherits
+        one end of a socket pair, over which multiprocessing's Connection pickles messages."""
+        parent, child = socket.socketpair()
+        process = subprocess.Popen([sys.executable, "-m", "qopemu.engine.worker", str(child.fileno())],
+                                   pass_fds=(child.fileno(),))
         child.close()
-        return process, parent
+        return process, Connection(parent.detach())
 
     def start(self, request: JobRequest, sink: JobSink) -> Execution:
         with self._lock:
             while self._idle:
                 process, conn = self._idle.pop()
-                if process.is_alive():
+                if process.poll() is None:
                     break
             else:
                 process, conn = self._spawn()
@@ -385,3 +393,7 @@ def _worker_main(conn) -> None:
         except Exception as exc:  # the job fails, the worker lives on for the next one
             host.close()
             host._send(("error", f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
+
+
+if __name__ == "__main__":
+    _worker_main(Connection(int(sys.argv[1])))
