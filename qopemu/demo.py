@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 READOUT = 200
 
@@ -97,6 +98,8 @@ def run_demo() -> None:
         print(f"bob found it with list_open_qms() + get_qm: {qm_bob.id}")
         holder = qm.queue.add(_sweep_program(10, hold=True))
         running = holder.wait_for_execution()
+        while not running.is_paused():  # as py-qua-tools' wait_until_job_is_paused does
+            time.sleep(0.01)
         print(f"alice's job {running.id} is running and paused at its start, so the queue fills up behind it")
         a1 = qm.queue.add(_sweep_program(100))
         b1 = qm_bob.queue.add(_sweep_program(50))

@@ -39,3 +39,17 @@ def plays(element: str = "qubit", operation: str = "pi", shots: int = 1):
             play(operation, element)
         save(a, "last_amp")
     return prog
+
+
+def paused(pending_job, timeout: float = 30):
+    """The running job of `pending_job` once its program sits in pause(), as users wait for it (py-qua-tools'
+    `wait_until_job_is_paused` polls `is_paused()` the same way)."""
+    import time
+
+    job = pending_job.wait_for_execution(timeout=timeout)
+    deadline = time.time() + timeout
+    while not job.is_paused():
+        if time.time() > deadline:
+            raise TimeoutError(f"{job.id} did not pause")
+        time.sleep(0.01)
+    return job

@@ -15,7 +15,7 @@ from qm.jobs.job_queue_base import JobNotFoundError
 from qm.qua import play, program
 
 from configs import config
-from programs import held, plays, tagged
+from programs import held, paused, plays, tagged
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def busy_qm(connect):
     """alice's QM with a paused job running, so that whatever is queued next stays pending."""
     qmm = connect("alice")
     qm = qmm.open_qm(config(), close_other_machines=False)
-    holder = qm.queue.add(held()).wait_for_execution()
+    holder = paused(qm.queue.add(held()))
     yield qm, holder
     holder.halt()
 
@@ -88,12 +88,12 @@ def test_jobs_run_in_turn_and_wait_for_execution_returns_the_running_job(busy_qm
 
 def test_one_job_at_a_time_per_qm(connect):
     qm = connect("alice").open_qm(config(), close_other_machines=False)
-    first = qm.queue.add(held(1)).wait_for_execution()
+    first = paused(qm.queue.add(held(1)))
     second = qm.queue.add(held(2))
     time.sleep(0.3)
     assert second.status == "pending" and qm.get_running_job().id == first.id
     first.resume()
-    running = second.wait_for_execution(timeout=30)
+    running = paused(second)
     assert qm.get_running_job().id == running.id
     running.resume()
     running.result_handles.wait_for_all_values(timeout=30)
@@ -151,8 +151,8 @@ def test_different_qms_run_in_parallel(connect):
     del other["elements"]["resonator"]
     other["elements"]["qubit"]["mixInputs"].update(I=("con1", 5), Q=("con1", 6))
     qm2 = qmm.open_qm(other, close_other_machines=False)
-    job1 = qm1.queue.add(held(1)).wait_for_execution(timeout=30)
-    job2 = qm2.queue.add(held(2)).wait_for_execution(timeout=30)  # qm1's paused job does not block qm2
+    job1 = paused(qm1.queue.add(held(1)))
+    job2 = paused(qm2.queue.add(held(2)))  # qm1's paused job does not block qm2
     assert job1.status == job2.status == "running"
     job1.resume()
     job2.resume()
@@ -163,7 +163,7 @@ def test_different_qms_run_in_parallel(connect):
 def test_closing_a_qm_cancels_its_jobs_and_wakes_waiters(connect):
     qmm = connect("alice")
     qm = qmm.open_qm(config(), close_other_machines=False)
-    running = qm.queue.add(held()).wait_for_execution()
+    running = paused(qm.queue.add(held()))
     pending = qm.queue.add(tagged(1))
     errors = []
 
@@ -195,7 +195,7 @@ def test_ids_sort_in_queue_order(busy_qm):
 def test_many_clients_at_once_lose_and_duplicate_nothing(server, connect):
     """8 threads and 2 processes add, add to start, remove and read one queue at the same time."""
     qm = connect("alice").open_qm(config(), close_other_machines=False)
-    holder = qm.queue.add(held()).wait_for_execution()
+    holder = paused(qm.queue.add(held()))
     added, removed, lock = [], [], threading.Lock()
     failures = []
 

@@ -9,7 +9,7 @@ Simulations run the same way, so the engine that simulates is the engine that ex
 Messages, worker -> server (one pipe per worker):
     ("values", tag, kind, values, timestamps)   batched saves
     ("adc", tag, input_number, traces, timestamps)
-    ("paused",)  ("io", number, value)  ("simulated", OutputSamples, waveform report)
+    ("started",)  ("paused",)  ("io", number, value)  ("simulated", OutputSamples, waveform report)
     ("done", duration_ns, statements)  ("error", message)
 Messages, server -> worker:
     ("run", JobRequest)  ("resume",)  ("input", name, values)  ("io", number, value)
@@ -105,6 +105,7 @@ class Execution:
         self._paused = False
         self._halted = False
         self._outcome: Outcome | None = None
+        self._started = threading.Event()
         self._finished = threading.Event()
         self._reader = threading.Thread(target=self._read, name="job-reader", daemon=True)
 
@@ -132,6 +133,8 @@ class Execution:
                     results.add_values(*message[1:])
                 elif kind == "adc":
                     results.add_adc(*message[1:])
+                elif kind == "started":
+                    self._started.set()
                 elif kind == "paused":
                     self._paused = True
                 elif kind == "io":
@@ -157,6 +160,7 @@ class Execution:
             outcome = Outcome("error", [str(exc)])
         self._outcome = outcome
         self._finished.set()
+        self._started.set()
         self._on_exit(self)
 
     def _kill(self) -> None:
@@ -166,6 +170,11 @@ class Execution:
     @property
     def reusable(self) -> bool:
         return self._outcome is not None and self._outcome.status == "completed" and self._process.poll() is None
+
+    def wait_started(self) -> bool:
+        """Block until the program really runs in the worker; False if the execution ended before."""
+        self._started.wait()
+        return not self._finished.is_set()
 
     def wait(self, timeout: float | None = None) -> Outcome | None:
         self._finished.wait(timeout)
@@ -386,6 +395,7 @@ def _worker_main(conn) -> None:
             continue  # a late control message for a job that already ended
         request: JobRequest = message[1]
         host = _WorkerHost(conn, request.io_values, request.realtime)
+        host._send(("started",))
         try:
             summary = _run(request, host)
             host.close()

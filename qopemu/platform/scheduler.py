@@ -87,6 +87,9 @@ def run_job(job: Job, request: JobRequest, pool: WorkerPool, settings: Settings,
                              stream_kinds=program.stream_kinds)
     execution = pool.start(request, JobSink(job.results, on_io))
     job.execution = execution
+    # Running from the moment the worker runs the program, not before: a client that sees "running" may
+    # expect, for instance, the program's first pause() to come right away.
+    execution.wait_started()
     if not job.start():  # canceled between loading and starting (QM closing)
         execution.halt()
         job.results.close()
