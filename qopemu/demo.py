@@ -17,7 +17,8 @@ READOUT = 200
 
 def _config(analog_outputs: dict, element_port: int) -> dict:
     return {
-        "controllers": {"con1": {"analog_outputs": analog_outputs, "analog_inputs": {1: {"offset": 0.0}}}},
+        "controllers": {"con1": {"analog_outputs": analog_outputs,
+                                 "analog_inputs": {1: {"offset": 0.0, "shareable": True}}}},
         "elements": {
             "qubit": {
                 "singleInput": {"port": ("con1", element_port)},
@@ -39,7 +40,8 @@ def _config(analog_outputs: dict, element_port: int) -> dict:
 
 
 def _sweep_program(shots: int, hold: bool = False):
-    """An averaged amplitude sweep; with `hold`, it pauses first so the queue behind it can be inspected."""
+    """An averaged amplitude sweep of the readout, looped back into the input; with `hold`, it pauses first so the
+    queue behind it can be inspected."""
     from qm.qua import (amp, declare, declare_stream, demod, fixed, for_, measure, pause, play, program, save,
                         stream_processing, wait)
 
@@ -48,16 +50,19 @@ def _sweep_program(shots: int, hold: bool = False):
         a = declare(fixed)
         i = declare(fixed)
         i_st = declare_stream()
+        a_st = declare_stream()
         if hold:
             pause()
         with for_(n, 0, n < shots, n + 1):
             with for_(a, 0.1, a < 1.05, a + 0.1):
                 play("x" * amp(a), "qubit")
-                measure("readout", "qubit", None, demod.full("cos", i, "out1"))
+                measure("readout" * amp(a), "qubit", None, demod.full("cos", i, "out1"))
                 wait(250, "qubit")
-                save(a, i_st)
+                save(a, a_st)
+                save(i, i_st)
         with stream_processing():
-            i_st.buffer(10).average().save("amplitudes")
+            a_st.buffer(10).average().save("amplitudes")
+            i_st.buffer(10).average().save("I")
     return prog
 
 
@@ -67,9 +72,13 @@ def run_demo() -> None:
     from qm.exceptions import OpenQmException
 
     from qopemu.server import Server
+    from qopemu.settings import InputSettings, Settings
 
-    logging.getLogger("qm").setLevel(logging.ERROR)
-    with Server() as server:
+    logging.getLogger("qm").setLevel(logging.CRITICAL)  # the demo prints what the client raises itself
+    logging.getLogger("qopemu").setLevel(logging.WARNING)
+    # Analog output 2 (alice's qubit) is wired back into analog input 1, so measurements see what was played.
+    wiring = InputSettings(noise_std=0.001, loopback=(("con1", 2, "con1", 1),))
+    with Server(Settings(inputs=wiring)) as server:
         print(f"qopemu server on {server.host}:{server.port} emulating {server.qop.hardware.describe()}\n")
 
         def user(name: str) -> QuantumMachinesManager:
@@ -119,8 +128,10 @@ def run_demo() -> None:
         for pending in (b_urgent, a1):
             job = pending.wait_for_execution()
             job.result_handles.wait_for_all_values()
-            values = job.result_handles.get("amplitudes").fetch_all()
-            print(f"  {job.id} ({pending.user_added}) {job.status}: averaged sweep {values.round(2).tolist()}")
+            amplitudes = job.result_handles.get("amplitudes").fetch_all()
+            i_values = job.result_handles.get("I").fetch_all()
+            print(f"  {job.id} ({pending.user_added}) {job.status}: amp sweep {amplitudes.round(1).tolist()}")
+            print(f"      demodulated I x 1e3 (looped back, averaged) {(i_values * 1e3).round(2).tolist()}")
         try:
             b1.wait_for_execution(timeout=1)
         except Exception as exc:  # removed by position above

@@ -162,12 +162,12 @@ class Machines:
         problems = []
         for ref, qm in self._port_conflicts(config):
             mine = config.used_ports()[ref].shareable
-            why = ("it isn't shareable in the other QM" if mine else "it isn't shareable in this config")
+            why = "its config does not mark it shareable" if mine else "this config does not mark it shareable"
+            # The first sentence is the wording QM's own multi-user helper (py-qua-tools qm_session) matches.
             problems.append(ConfigProblem(
                 f"controllers.{ref.controller}.{ref.kind}.{ref.number}",
-                f"port {ref.controller} {ref.kind} {ref.number} is held by quantum machine '{qm.id}' and cannot be "
-                f"used because {why}. Port ('{ref.controller}', {ref.number}) cannot be used because it isn't "
-                f"shareable in other QM.",
+                f"{ref.kind} port ('{ref.controller}', {ref.number}) cannot be used because it isn't shareable in "
+                f"other QM: quantum machine '{qm.id}' holds it, and {why}.",
                 "port-conflict",
             ))
         for controller, needed in cores_by_controller(config).items():
