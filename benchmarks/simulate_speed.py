@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"

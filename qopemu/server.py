@@ -16,6 +16,7 @@ from qopemu.edge.identity import Identity
 from qopemu.edge.info import GATEWAY_VERSION, InfoService
 from qopemu.edge.job_manager import JobManagerService
 from qopemu.edge.job_results import JobResultsService
+from qopemu.edge.simulation import SimulationHandler
 from qopemu.platform.qop import Qop
 from qopemu.settings import Settings
 
@@ -68,7 +69,7 @@ class Server:
             ],
         )
         identity = Identity(self.settings.users)
-        simulation = _simulation_handler(self.qop)
+        simulation = SimulationHandler(self.qop)
         info_service_pb2_grpc.add_InfoServiceServicer_to_server(InfoService(), server)
         frontend_pb2_grpc.add_FrontendServicer_to_server(FrontendService(self.qop, identity, simulation), server)
         job_manager_pb2_grpc.add_JobManagerServiceServicer_to_server(JobManagerService(self.qop), server)
@@ -110,11 +111,3 @@ def _free_port(host: str) -> int:
         probe.bind((host, 0))
         return probe.getsockname()[1]
 
-
-def _simulation_handler(qop: Qop):
-    """The simulation handler, once the simulation layer is present."""
-    try:
-        from qopemu.edge.simulation import SimulationHandler
-    except ImportError:
-        return None
-    return SimulationHandler(qop)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from io import BytesIO
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,11 +20,9 @@ from qm.simulate._simulator_samples import SimulatorSamples
 from qm.utils.protobuf_utils import serialized_on_wire
 from qm.waveform_report import WaveformReport
 
-from qm.grpc.qm.pb.job_results_pb2 import PullSimulatorSamplesRequest
 
 from qopemu.edge.simulation import (
     CHUNK_BYTES,
-    SimulationHandler,
     build_simulated_part,
     parse_simulation_request,
     stream_samples,
@@ -34,7 +31,6 @@ from qopemu.engine.events import AcquisitionEvent, PhaseResetEvent, PlayEvent
 from qopemu.engine.inputs import Loopback, NoInputs, RawInputs
 from qopemu.engine.waveform_report import build_waveform_report
 from qopemu.engine.waveforms import render
-from qopemu.platform.qop import JobNotFound
 from test_waveforms import make_config
 
 CAPS = ServerCapabilities(QopCaps.qop2_caps())
@@ -159,50 +155,3 @@ def test_simulated_part_carries_a_report_the_client_parses(config):
     assert report.to_string()
     empty = build_simulated_part(samples, {}, False, False)
     assert not serialized_on_wire(empty.waveformReport)
-
-
-class _FakeQop:
-    """Just enough of platform.Qop for the handler: one simulation job, kept by id."""
-
-    def __init__(self, outcome):
-        self.outcome = outcome
-        self.calls = []
-
-    def simulate(self, config_pb, program_pb, user, *, duration_ns, inputs):
-        self.calls.append((user, duration_ns, inputs))
-        self.simulated = SimpleNamespace(id="sim-7", is_simulation=True, outcome=self.outcome)
-        return self.simulated
-
-    def job(self, job_id):
-        if job_id != "sim-7":
-            raise JobNotFound(f"job '{job_id}' does not exist")
-        return self.simulated
-
-
-def test_handler_runs_the_simulation_and_serves_its_samples(config):
-    samples = render([PlayEvent("flux", "const", "const", 0, 40, None, 0.0, 0.0)], config, 100)
-    qop = _FakeQop(SimpleNamespace(samples=samples, waveform_report={"analogWaveforms": [], "digitalWaveforms": []},
-                                   messages=[]))
-    handler = SimulationHandler(qop)
-    request = request_for(SimulationConfig(duration=25, simulation_interface=LoopbackInterface([("con1", 5, "con1", 1)])))
-    response = handler.simulate(request, "alice")
-    assert response.success and response.jobId == "sim-7"
-    assert not serialized_on_wire(response.simulated.waveformReport)  # no include flag: no report
-    user, duration, inputs = qop.calls[0]
-    assert (user, duration, inputs.loopback, inputs.latency_ns) == ("alice", 100, (("con1", 5, "con1", 1),), 24)
-    writer, data_writer = BytesIO(), BytesIO()
-    for message in handler.pull_samples(PullSimulatorSamplesRequest(jobId="sim-7", includeAnalog=True)):
-        _write_simulator_result(message, writer, data_writer)
-    decoded = SimulatorSamples.from_np_array(_build_np_array(writer, data_writer))
-    assert np.array_equal(decoded.con1.analog["5"], samples.analog[("con1", 5)]) and not decoded.con1.digital
-    assert [m.ok for m in handler.pull_samples(PullSimulatorSamplesRequest(jobId="nope"))] == [False]
-
-
-def test_handler_reports_config_problems_with_their_paths():
-    handler = SimulationHandler(_FakeQop(None))
-    request = request_for(SimulationConfig(duration=25))
-    request.config.v1beta.elements["bad"].singleInput.port.controller = "con1"
-    request.config.v1beta.elements["bad"].singleInput.port.number = 9
-    response = handler.simulate(request, "bob")
-    assert not response.success
-    assert any("bad" in m.path for m in response.configValidationErrors)

@@ -22,6 +22,7 @@ from qm.grpc.qm.pb import (
 
 from qopemu import __version__
 from qopemu.edge.identity import Identity
+from qopemu.edge.simulation import SimulationHandler
 from qopemu.platform.jobs import Job, JobStatus
 from qopemu.platform.machines import MachineNotFound, OpenRefused
 from qopemu.platform.qop import JobNotFound, Qop, Refused
@@ -78,10 +79,10 @@ def _errors(messages: list[str]) -> list[general_messages_pb2.ErrorMessage]:
 
 
 class FrontendService(frontend_pb2_grpc.FrontendServicer):
-    def __init__(self, qop: Qop, identity: Identity, simulation=None):
+    def __init__(self, qop: Qop, identity: Identity, simulation: SimulationHandler):
         self._qop = qop
         self._identity = identity
-        self._simulation = simulation  # edge.simulation handler, when simulation is available
+        self._simulation = simulation
 
     # -- platform -----------------------------------------------------------------------------------------------
 
@@ -287,13 +288,8 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
     # -- simulation ---------------------------------------------------------------------------------------------
 
     def Simulate(self, request, context):
-        if self._simulation is None:
-            return frontend_pb2.SimulationResponse(success=False, messages=_compiler_messages(
-                [NOT_SUPPORTED + "simulation (qmm.simulate / qm.simulate)"]))
         return self._simulation.simulate(request, self._identity.caller(context))
 
     def PullSimulatorSamples(self, request, context):
-        if self._simulation is None:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_SUPPORTED + "simulation samples")
         yield from self._simulation.pull_samples(request, context)
 

@@ -28,7 +28,6 @@ from qm.grpc.qm.pb import compiler_pb2, frontend_pb2, general_messages_pb2, job_
 from qopemu.engine.inputs import InputSource, noise_std_from_power
 from qopemu.engine.worker import InputModel
 from qopemu.engine.waveforms import OutputSamples
-from qopemu import qmconfig
 from qopemu.platform.qop import ConfigRefused, JobNotFound, Qop, Refused
 from qopemu.qmconfig import QmConfig
 
@@ -215,19 +214,15 @@ class SimulationHandler:
     def simulate(self, request: frontend_pb2.SimulationRequest, user: str) -> frontend_pb2.SimulationResponse:
         spec = parse_simulation_request(request)
         try:
-            config = qmconfig.from_pb(request.config)
-            inputs = spec.input_source_factory.model(config)
             job = self._qop.simulate(request.config, request.highLevelProgram, user, duration_ns=spec.duration_ns,
-                                     inputs=inputs)
-        except (qmconfig.ConfigError, ConfigRefused) as exc:
+                                     inputs=spec.input_source_factory.model)
+        except ConfigRefused as exc:
             return frontend_pb2.SimulationResponse(success=False, configValidationErrors=[
                 qm_manager_pb2.ConfigValidationMessage(message=p.message, group=p.group, path=p.path)
                 for p in exc.problems
             ])
         except Refused as exc:
             return frontend_pb2.SimulationResponse(success=False, messages=_errors(exc.messages))
-        except ValueError as exc:  # a loopback wire that does not resolve
-            return frontend_pb2.SimulationResponse(success=False, messages=_errors([str(exc)]))
         outcome = job.outcome
         if outcome is None or outcome.samples is None:
             problems = (outcome.messages if outcome is not None else []) or ["the simulation produced no samples"]

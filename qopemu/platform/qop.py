@@ -11,7 +11,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -221,10 +221,12 @@ class Qop:
 
     # -- simulation ---------------------------------------------------------------------------------------------
 
-    def simulate(self, config_pb, program_pb, user: str, *, duration_ns: int, inputs: InputModel,
-                 include_analog: bool = True, include_digital: bool = True) -> Job:
+    def simulate(self, config_pb, program_pb, user: str, *, duration_ns: int,
+                 inputs: Callable[[qmconfig.QmConfig], InputModel], include_analog: bool = True,
+                 include_digital: bool = True) -> Job:
         """Run `program_pb` against `config_pb` for `duration_ns` in a worker, outside any queue, and keep the
-        output samples on the returned job, whose results are readable like any other job's."""
+        output samples on the returned job, whose results are readable like any other job's. `inputs` gives what
+        the analog inputs see, once the config is known (loopback wires may name elements)."""
         try:
             config = qmconfig.from_pb(config_pb, self.hardware.port_counts())
         except qmconfig.ConfigError as exc:
@@ -233,10 +235,14 @@ class Qop:
             compiled = compiler.compile_program(program_pb, config)
         except compiler.CompileError as exc:
             raise Refused(exc.messages) from None
+        try:
+            wiring = inputs(config)
+        except ValueError as exc:  # a wire naming what the config does not have
+            raise Refused(str(exc)) from None
         job = Job(self._ids.next(), "", user, compiled, is_simulation=True)
         self.jobs.add(job)
         job.load()
-        request = JobRequest(job_id=job.id, program=compiled, config=config, inputs=inputs, simulate_ns=duration_ns,
+        request = JobRequest(job_id=job.id, program=compiled, config=config, inputs=wiring, simulate_ns=duration_ns,
                              include_analog=include_analog, include_digital=include_digital)
         run_job(job, request, self._pool, self.settings, on_io=lambda number, value: None)
         return job

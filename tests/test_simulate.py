@@ -1,0 +1,133 @@
+"""qmm.simulate / qm.simulate through the real client: sample-level facts (issue: simulation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qm import LoopbackInterface, SimulationConfig
+from qm.exceptions import FailedToExecuteJobException
+from qm.qua import (align, amp, declare, declare_stream, demod, fixed, frame_rotation_2pi, measure, play, program,
+                    reset_phase, save, stream_processing, wait)
+
+CONFIG = {
+    "controllers": {"con1": {"analog_outputs": {i: {"offset": 0.0} for i in range(1, 5)},
+                             "analog_inputs": {1: {"offset": 0.0}}}},
+    "elements": {
+        "a": {"singleInput": {"port": ("con1", 1)}, "intermediate_frequency": 0,
+              "operations": {"const": "const_pulse"}},
+        "b": {"singleInput": {"port": ("con1", 2)}, "intermediate_frequency": 0,
+              "operations": {"const": "const_pulse"}},
+        "osc": {"singleInput": {"port": ("con1", 3)}, "intermediate_frequency": 25e6,
+                "operations": {"const": "const_pulse"}},
+        "ro": {"singleInput": {"port": ("con1", 4)}, "intermediate_frequency": 0,
+               "operations": {"readout": "readout_pulse"}, "outputs": {"out1": ("con1", 1)},
+               "time_of_flight": 24, "smearing": 0},
+    },
+    "pulses": {
+        "const_pulse": {"operation": "control", "length": 100, "waveforms": {"single": "const_wf"}},
+        "readout_pulse": {"operation": "measurement", "length": 200, "waveforms": {"single": "const_wf"},
+                          "integration_weights": {"cos": "cos_w"}},
+    },
+    "waveforms": {"const_wf": {"type": "constant", "sample": 0.2}},
+    "integration_weights": {"cos_w": {"cosine": [(1.0, 200)], "sine": [(0.0, 200)]}},
+}
+
+
+def _on(trace: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(np.abs(trace) > 1e-9)
+
+
+def test_samples_have_the_requested_duration_and_pulses_start_together(qmm):
+    with program() as prog:
+        play("const", "a")
+        play("const", "b")
+    job = qmm.simulate(CONFIG, prog, SimulationConfig(duration=100))
+    samples = job.get_simulated_samples()
+    a, b = samples.con1.analog["1"], samples.con1.analog["2"]
+    assert a.size == b.size == 400  # 100 clock cycles of 4 ns at 1 GS/s
+    assert np.array_equal(_on(a), _on(b))
+    assert _on(a).size == 100 and np.allclose(a[_on(a)], 0.2)
+
+
+def test_align_serialises_two_elements(qmm):
+    with program() as prog:
+        play("const", "a")
+        align("a", "b")
+        play("const", "b")
+    samples = qmm.simulate(CONFIG, prog, SimulationConfig(duration=200)).get_simulated_samples()
+    a, b = _on(samples.con1.analog["1"]), _on(samples.con1.analog["2"])
+    assert b[0] == a[-1] + 1 and b.size == 100
+
+
+def test_wait_and_amplitude(qmm):
+    with program() as prog:
+        wait(25, "a")  # 100 ns
+        play("const" * amp(0.5), "a")
+    a = qmm.simulate(CONFIG, prog, SimulationConfig(duration=100)).get_simulated_samples().con1.analog["1"]
+    on = _on(a)
+    assert on[0] - _on(a)[0] == 0 and on.size == 100
+    assert np.allclose(a[on], 0.1)
+    first_start = on[0]
+    with program() as prog:
+        play("const", "a")
+    reference = _on(qmm.simulate(CONFIG, prog, SimulationConfig(duration=100)).get_simulated_samples().con1.analog["1"])
+    assert first_start - reference[0] == 100
+
+
+def test_if_frequency_and_phase_rules(qmm):
+    with program() as prog:
+        play("const", "osc")
+        reset_phase("osc")
+        play("const", "osc")
+        frame_rotation_2pi(0.25, "osc")
+        play("const", "osc")
+    trace = qmm.simulate(CONFIG, prog, SimulationConfig(duration=200)).get_simulated_samples().con1.analog["3"]
+    on = _on(trace)
+    t = np.arange(100)
+    omega = 2 * np.pi * 25e6 * 1e-9
+    first = trace[on[0]:on[0] + 100]
+    # a 25 MHz cosine of some phase: fit the phase, then the whole pulse must match
+    phase = np.angle(np.sum(first * np.exp(-1j * omega * t)))
+    assert np.allclose(first, 0.2 * np.cos(omega * t + phase), atol=1e-3)
+    second = trace[on[0] + 100:on[0] + 200]
+    # after reset_phase the oscillator phase is zero at the start of the next pulse
+    assert np.allclose(second, 0.2 * np.cos(2 * np.pi * 25e6 * t * 1e-9), atol=1e-6)
+    third = trace[on[0] + 200:on[0] + 300]
+    phase0 = 2 * np.pi * 25e6 * 100e-9  # the oscillator ran on for the 100 ns of the second pulse
+    assert np.allclose(third, 0.2 * np.cos(2 * np.pi * 25e6 * t * 1e-9 + phase0 + np.pi / 2), atol=1e-6)
+
+
+def test_loopback_delay_and_measured_value(qmm):
+    with program() as prog:
+        i = declare(fixed)
+        st = declare_stream()
+        measure("readout", "ro", None, demod.full("cos", i, "out1"))
+        save(i, st)
+        with stream_processing():
+            st.save("I")
+    job = qmm.simulate(CONFIG, prog, SimulationConfig(
+        duration=200, simulation_interface=LoopbackInterface([("con1", 4, "con1", 1)], latency=24)))
+    samples = job.get_simulated_samples()
+    assert _on(samples.con1.analog["4"]).size == 200
+    value = job.result_handles.get("I").fetch_all()
+    # the looped-back 0.2 V for 200 ns, demodulated with unit weights and 2^-12 scaling
+    assert value == pytest.approx(0.2 * 200 / 4096, rel=1e-3)
+
+
+def test_simulation_of_an_open_qm_and_its_report(qmm):
+    qm = qmm.open_qm(CONFIG, close_other_machines=False)
+    with program() as prog:
+        play("const", "osc")
+    job = qm.simulate(prog, SimulationConfig(duration=100, include_analog_waveforms=True))
+    report = job.get_simulated_waveform_report()
+    (entry,) = report.analog_waveforms
+    assert entry.element == "osc" and entry.length == 100 and entry.ports == ["3"]
+    assert job.get_simulated_samples().con1.analog["3"].size == 400
+
+
+def test_a_simulation_that_does_not_compile_is_refused(qmm, caplog):
+    with program() as prog:
+        play("const", "nowhere")
+    with pytest.raises(FailedToExecuteJobException):
+        qmm.simulate(CONFIG, prog, SimulationConfig(duration=100))
+    assert any("nowhere" in r.getMessage() for r in caplog.records)
