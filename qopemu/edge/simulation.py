@@ -215,7 +215,8 @@ class SimulationHandler:
         spec = parse_simulation_request(request)
         try:
             job = self._qop.simulate(request.config, request.highLevelProgram, user, duration_ns=spec.duration_ns,
-                                     inputs=spec.input_source_factory.model)
+                                     inputs=spec.input_source_factory.model,
+                                     waveform_report=spec.include_analog or spec.include_digital)
         except ConfigRefused as exc:
             return frontend_pb2.SimulationResponse(success=False, configValidationErrors=[
                 qm_manager_pb2.ConfigValidationMessage(message=p.message, group=p.group, path=p.path)

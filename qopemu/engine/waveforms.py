@@ -282,11 +282,16 @@ class Synthesizer:
             starts = np.fromiter((e.start for e in part), dtype=np.int64, count=len(part)) - window_start
             phases = TWO_PI * np.fromiter((e.phase % 1.0 for e in part), dtype=float, count=len(part))
             cos, sin = np.cos(phases), np.sin(phases)
-            index = (starts[:, None] + offsets[None, :]).ravel()
-            inside = None
-            if starts.min() < 0 or starts.max() + n > window_length:
-                inside = (index >= 0) & (index < window_length)
-                index = index[inside]
+            inside = index = None
+            crosses_window = bool(starts.min() < 0 or starts.max() + n > window_length)
+            # Back-to-back pulses (an element playing continuously) fill one slice: add to it without an index.
+            tiled = not crosses_window and bool(np.all(np.diff(starts) == n))
+            tile_start = int(starts[0])
+            if not tiled:
+                index = (starts[:, None] + offsets[None, :]).ravel()
+                if crosses_window:
+                    inside = (index >= 0) & (index < window_length)
+                    index = index[inside]
             # A fancy-index += drops repeated indices; an element's own pulses never overlap, but be exact if they do.
             overlapping = len(part) > 1 and bool(np.any(np.diff(np.sort(starts)) < n))
             values_2d = np.empty((len(part), n))
@@ -302,6 +307,8 @@ class Synthesizer:
                     values = values[inside]
                 if overlapping:
                     np.add.at(buffers[port], index, values)
+                elif tiled:
+                    buffers[port][tile_start:tile_start + values.size] += values
                 else:
                     buffers[port][index] += values
 

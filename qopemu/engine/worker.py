@@ -67,8 +67,7 @@ class JobRequest:
     inputs: InputModel = InputModel()
     realtime: bool = False
     simulate_ns: int | None = None  # a simulation: run this long and send back the output samples
-    include_analog: bool = True
-    include_digital: bool = True
+    waveform_report: bool = False  # simulations: also describe each pulse played (costs as much as rendering)
 
 
 @dataclass
@@ -376,9 +375,9 @@ def _run(request: JobRequest, host: _WorkerHost):
 
     summary = runtime.run(request.program, host, source, max_time_ns=request.simulate_ns, record_events=True,
                           waveform_overrides=request.waveform_overrides)
-    samples = waveforms.render(summary.events, request.config, request.simulate_ns,
-                               include_analog=request.include_analog, include_digital=request.include_digital)
-    report = waveform_report.build_waveform_report(summary.events, request.config, request.simulate_ns)
+    samples = waveforms.render(summary.events, request.config, request.simulate_ns)
+    report = (waveform_report.build_waveform_report(summary.events, request.config, request.simulate_ns)
+              if request.waveform_report else None)
     host.flush()
     host._send(("simulated", samples, report))
     return summary

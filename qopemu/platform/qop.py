@@ -222,8 +222,7 @@ class Qop:
     # -- simulation ---------------------------------------------------------------------------------------------
 
     def simulate(self, config_pb, program_pb, user: str, *, duration_ns: int,
-                 inputs: Callable[[qmconfig.QmConfig], InputModel], include_analog: bool = True,
-                 include_digital: bool = True) -> Job:
+                 inputs: Callable[[qmconfig.QmConfig], InputModel], waveform_report: bool = False) -> Job:
         """Run `program_pb` against `config_pb` for `duration_ns` in a worker, outside any queue, and keep the
         output samples on the returned job, whose results are readable like any other job's. `inputs` gives what
         the analog inputs see, once the config is known (loopback wires may name elements)."""
@@ -243,6 +242,6 @@ class Qop:
         self.jobs.add(job)
         job.load()
         request = JobRequest(job_id=job.id, program=compiled, config=config, inputs=wiring, simulate_ns=duration_ns,
-                             include_analog=include_analog, include_digital=include_digital)
+                             waveform_report=waveform_report)
         run_job(job, request, self._pool, self.settings, on_io=lambda number, value: None)
         return job
