@@ -339,8 +339,7 @@ class _WorkerHost:
         if kind == "resume":
             self._resumed = True
         elif kind == "input":
-            name = message[1].removeprefix("input_stream_")
-            self._inputs.setdefault(name, []).extend(message[2])
+            self._inputs.setdefault(message[1], []).extend(message[2])  # "input_stream_<name>", as declared
         elif kind == "io":
             self._io[message[1]] = message[2]
 

@@ -1,0 +1,158 @@
+"""Running jobs through the real client: control, errors, workers (issue: QUA engine)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from qm.exceptions import ErrorJobStateError
+from qm.qua import (IO1, IO2, advance_input_stream, assign, declare, declare_input_stream, declare_stream, fixed,
+                    for_, infinite_loop_, pause, program, save, stream_processing)
+
+from configs import config
+from programs import paused, tagged
+
+
+@pytest.fixture
+def qm(connect):
+    return connect("alice").open_qm(config(), close_other_machines=False)
+
+
+def test_halt_stops_an_infinite_loop_within_100_ms(qm, server):
+    with program() as prog:
+        n = declare(int)
+        with infinite_loop_():
+            assign(n, n + 1)
+    job = qm.queue.add(prog).wait_for_execution()
+    time.sleep(0.2)
+    assert job.status == "running"
+    start = time.perf_counter()
+    assert job.halt() is True
+    elapsed = time.perf_counter() - start
+    assert job.status == "canceled"
+    assert elapsed < 0.1, f"halt took {elapsed * 1e3:.0f} ms"
+    # the QM goes on with the next job on a fresh worker
+    follow = qm.queue.add(tagged(3)).wait_for_execution(timeout=30)
+    assert follow.result_handles.wait_for_all_values(timeout=30)
+
+
+def test_runtime_error_fails_the_job_with_a_report_and_the_server_lives_on(qm):
+    with program() as prog:
+        a = declare(int, value=[1, 2, 3])
+        i = declare(int, value=7)
+        x = declare(int)
+        assign(x, a[i])
+    job = qm.queue.add(prog)
+    deadline = time.time() + 30
+    while job.status != "error":
+        assert time.time() < deadline and job.status in ("pending", "loading", "running")
+        time.sleep(0.01)
+    with pytest.raises(ErrorJobStateError, match="index 7 is out of range for array"):
+        job.wait_for_execution()
+    follow = qm.queue.add(tagged(4)).wait_for_execution(timeout=30)
+    follow.result_handles.wait_for_all_values(timeout=30)
+    assert follow.result_handles.get("tag").fetch_all()["value"].tolist() == [4]
+
+
+def test_execution_report_of_a_job_that_failed_while_running(qm):
+    with program() as prog:
+        n = declare(int)
+        d = declare(int, value=0)
+        st = declare_stream()
+        pause()
+        assign(n, 10 / d)
+        save(n, st)
+        with stream_processing():
+            st.save_all("n")
+    job = paused(qm.queue.add(prog))
+    job.resume()
+    assert job.result_handles.wait_for_all_values(timeout=30) is False
+    report = job.execution_report()
+    assert report.has_errors()
+    assert "zero" in str(report).lower()
+
+
+def test_a_worker_that_dies_fails_its_job_and_is_replaced(qm, server):
+    job = paused(qm.queue.add(_pausing()))
+    record = server.qop.jobs.get(job.id)
+    os.kill(record.execution._process.pid, signal.SIGKILL)
+    record.wait_final(10)
+    assert job.status == "error"
+    assert "worker process" in " ".join(record.error_messages)
+    follow = qm.queue.add(tagged(5)).wait_for_execution(timeout=30)
+    follow.result_handles.wait_for_all_values(timeout=30)
+    assert follow.result_handles.get("tag").fetch_all()["value"].tolist() == [5]
+
+
+def _pausing():
+    with program() as prog:
+        pause()
+    return prog
+
+
+def test_pause_resume_and_values_visible_while_paused(qm):
+    with program() as prog:
+        n = declare(int)
+        st = declare_stream()
+        with for_(n, 0, n < 3, n + 1):
+            save(n, st)
+            pause()
+        with stream_processing():
+            st.save_all("n")
+    job = paused(qm.queue.add(prog))
+    handle = job.result_handles.get("n")
+    for expected in ([0], [0, 1], [0, 1, 2]):
+        deadline = time.time() + 10
+        while job.is_paused() is False or handle.count_so_far() < len(expected):
+            assert time.time() < deadline
+            time.sleep(0.01)
+        assert handle.fetch_all()["value"].tolist() == expected
+        assert job.result_handles.is_processing()
+        job.resume()
+    assert job.result_handles.wait_for_all_values(timeout=10)
+    assert not job.result_handles.is_processing()
+
+
+def test_input_streams(qm):
+    with program() as prog:
+        values = declare_input_stream(fixed, "gains", size=3)
+        total = declare(fixed)
+        i = declare(int)
+        st = declare_stream()
+        with for_(i, 0, i < 2, i + 1):
+            advance_input_stream(values)
+            assign(total, values[0] + values[1] + values[2])
+            save(total, st)
+        with stream_processing():
+            st.save_all("totals")
+    job = qm.queue.add(prog).wait_for_execution()
+    job.push_to_input_stream("gains", [0.1, 0.2, 0.3])
+    job.push_to_input_stream("gains", [1.0, 1.0, -0.5])
+    assert job.result_handles.wait_for_all_values(timeout=10)
+    totals = job.result_handles.get("totals").fetch_all()["value"]
+    assert totals == pytest.approx([0.6, 1.5], abs=1e-6)
+
+
+def test_io_variables(qm):
+    qm.set_io1_value(5)
+    qm.set_io2_value(0.25)
+    with program() as prog:
+        a = declare(int)
+        b = declare(fixed)
+        st_a = declare_stream()
+        st_b = declare_stream()
+        assign(a, IO1)
+        assign(b, IO2)
+        save(a, st_a)
+        save(b, st_b)
+        assign(IO1, a * 3)
+        with stream_processing():
+            st_a.save("a")
+            st_b.save("b")
+    job = qm.queue.add(prog).wait_for_execution()
+    assert job.result_handles.wait_for_all_values(timeout=10)
+    assert job.result_handles.get("a").fetch_all() == 5
+    assert job.result_handles.get("b").fetch_all() == pytest.approx(0.25)
+    assert qm.get_io1_value()["int_value"] == 15
