@@ -1,0 +1,118 @@
+"""Results through the real client: stream processing, fetching, retention (issue: results)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qm import QuantumMachinesManager
+from qm.qua import declare, declare_stream, fixed, for_, program, save, stream_processing
+
+import qopemu
+from configs import config
+from programs import paused
+from qopemu.settings import Settings
+
+
+def _count_to_100():
+    with program() as prog:
+        n = declare(int)
+        st = declare_stream()
+        with for_(n, 0, n <= 100, n + 1):
+            save(n, st)
+        with stream_processing():
+            st.average().save("avg")
+            st.buffer(3).average().save_all("buffered")
+            st.save_all("all")
+            st.buffer(10).save("last_row")
+            (st * 2 + 1).save_all("arith")
+            st.with_timestamps().save_all("stamped")
+    return prog
+
+
+@pytest.fixture
+def finished(connect):
+    qm = connect("alice").open_qm(config(), close_other_machines=False)
+    job = qm.queue.add(_count_to_100()).wait_for_execution()
+    assert job.result_handles.wait_for_all_values(timeout=30)
+    return qm, job
+
+
+def test_documented_stream_semantics(finished):
+    _, job = finished
+    handles = job.result_handles
+    assert sorted(handles.keys()) == ["all", "arith", "avg", "buffered", "last_row", "stamped"]
+    assert handles.get("avg").fetch_all() == pytest.approx(50.0)
+    buffered = handles.get("buffered").fetch_all()
+    assert buffered.shape == (33,)
+    assert buffered["value"][-1].tolist() == [48.0, 49.0, 50.0]
+    assert handles.get("last_row").fetch_all().tolist() == list(range(90, 100))
+    assert handles.get("arith").fetch_all()["value"].tolist() == [2 * n + 1 for n in range(101)]
+    stamped = handles.get("stamped").fetch_all()
+    assert stamped["value"].tolist() == list(range(101))
+    assert np.all(np.diff(stamped["timestamp"]) >= 0)
+
+
+def test_fetch_by_index_slice_and_counts(finished):
+    _, job = finished
+    handle = job.result_handles.get("all")
+    assert handle.count_so_far() == len(handle) == 101
+    assert handle.fetch(5)["value"].tolist() == [5]
+    assert handle.fetch(slice(10, 13))["value"].tolist() == [10, 11, 12]
+    assert handle.fetch(-1)["value"].tolist() == [100]
+    assert handle.fetch_all(flat_struct=True).tolist() == list(range(101))
+    handle.wait_for_values(101, timeout=1)  # raises TimeoutError when short
+    assert not handle.has_dataloss()
+    assert not job.result_handles.is_processing()
+
+
+def test_results_outlive_the_job_until_cleared(finished, connect):
+    qm, job = finished
+    other = connect("bob")
+    later = other.get_job_result_handles(job.id)
+    assert later.get("avg").fetch_all() == pytest.approx(50.0)
+    assert qm.get_job(job.id).result_handles.get("all").count_so_far() == 101
+    other.clear_all_job_results()
+    with pytest.raises(Exception, match="not found"):
+        other.get_job_result_handles(job.id).get("avg").fetch_all()
+
+
+def test_values_are_live_while_the_job_runs(connect):
+    qm = connect("alice").open_qm(config(), close_other_machines=False)
+    with program() as prog:
+        from qm.qua import pause
+
+        x = declare(fixed, value=0.5)
+        st = declare_stream()
+        save(x, st)
+        pause()
+        with stream_processing():
+            st.save_all("x")
+    job = paused(qm.queue.add(prog))
+    handles = job.result_handles
+    assert handles.is_processing()
+    handles.get("x").wait_for_values(1, timeout=10)
+    assert handles.get("x").fetch_all()["value"].tolist() == [0.5]
+    job.resume()
+    assert handles.wait_for_all_values(timeout=10)
+    assert not handles.is_processing()
+
+
+def test_a_job_over_the_results_memory_cap_fails_and_others_go_on():
+    with qopemu.Server(Settings(results_memory_cap_mb=1)) as server:
+        qmm = QuantumMachinesManager(server.host, server.port)
+        qm = qmm.open_qm(config(), close_other_machines=False)
+        with program() as big:
+            n = declare(int)
+            st = declare_stream()
+            with for_(n, 0, n < 1_000_000, n + 1):
+                save(n, st)
+            with stream_processing():
+                st.save_all("n")
+        job = qm.queue.add(big).wait_for_execution()
+        assert job.result_handles.wait_for_all_values(timeout=60) is False
+        assert job.status == "error"
+        assert any("bytes" in str(e) for e in job.execution_report().errors())
+        small = qm.queue.add(_count_to_100()).wait_for_execution()
+        assert small.result_handles.wait_for_all_values(timeout=30)
+        assert small.result_handles.get("avg").fetch_all() == pytest.approx(50.0)
+        qmm.close_all_qms()
