@@ -46,8 +46,8 @@ def test_runtime_error_fails_the_job_with_a_report_and_the_server_lives_on(qm):
         assign(x, a[i])
     job = qm.queue.add(prog)
     deadline = time.time() + 30
-    while job.status != "error":
-        assert time.time() < deadline and job.status in ("pending", "loading", "running")
+    while (status := job.status) != "error":
+        assert time.time() < deadline and status in ("pending", "loading", "running")
         time.sleep(0.01)
     with pytest.raises(ErrorJobStateError, match="index 7 is out of range for array"):
         job.wait_for_execution()
