@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from qm import QuantumMachinesManager
 
@@ -79,3 +80,48 @@ def test_identity_header_token_and_anonymous():
     # with tokens configured, the header cannot impersonate anyone
     assert guarded.caller(_Context(**{"x-qop-user": "alice"})) == "anonymous"
     assert guarded.caller(_Context(authorization="Bearer wrong", **{"x-qop-user": "alice"})) == "anonymous"
+
+
+def test_tokens_decide_who_added_a_job_and_the_header_cannot_impersonate():
+    import qopemu
+    from configs import config
+    from programs import paused, held
+
+    with qopemu.Server(settings.Settings(users={"token-a": "alice"})) as server:
+        alice = QuantumMachinesManager(server.host, server.port,
+                                       connection_headers={"authorization": "Bearer token-a"})
+        mallory = QuantumMachinesManager(server.host, server.port, connection_headers={"x-qop-user": "alice"})
+        qm = alice.open_qm(config(), close_other_machines=False)
+        holder = paused(qm.queue.add(held()))
+        mine = qm.queue.add(held())
+        theirs = mallory.get_qm(qm.id).queue.add(held())
+        assert (mine.user_added, theirs.user_added) == ("alice", "anonymous")
+        assert [j.id for j in qm.queue.get_by_user_id("alice")] == [mine.id]
+        holder.halt()
+        alice.close_all_qms()
+
+
+def test_server_wide_loopback_reaches_executed_jobs():
+    import qopemu
+    from configs import config
+    from qm.qua import declare, declare_stream, demod, fixed, measure, program, save, stream_processing
+
+    wiring = settings.InputSettings(loopback=(("con1", 3, "con1", 1),))  # the resonator's output into input 1
+    with qopemu.Server(settings.Settings(inputs=wiring)) as server:
+        qmm = QuantumMachinesManager(server.host, server.port)
+        qm = qmm.open_qm(config(), close_other_machines=False)
+        with program() as prog:
+            i = declare(fixed)
+            st = declare_stream()
+            measure("readout", "resonator", None, demod.full("cos", i, "out1"))
+            save(i, st)
+            with stream_processing():
+                st.save("I")
+        job = qm.queue.add(prog).wait_for_execution()
+        assert job.result_handles.wait_for_all_values(timeout=30)
+        measured = job.result_handles.get("I").fetch_all()
+        # 0.2 V at 100 MHz for 1000 ns comes back 24 ns late, demodulated against the element's oscillator:
+        # I = 2^-12 * sum(0.2 cos(w(t - 24 ns)) cos(wt)) = 0.2 * 1000/2 / 4096 * cos(w * 24 ns)
+        expected = 0.2 * 1000 / 2 / 4096 * np.cos(2 * np.pi * 100e6 * 24e-9)
+        assert measured == pytest.approx(expected, rel=1e-3)
+        qmm.close_all_qms()
