@@ -54,12 +54,15 @@ def main() -> None:
         qmm.simulate(config, prog, SimulationConfig(duration=1000))  # warm the worker
         start = time.perf_counter()
         job = qmm.simulate(config, prog, SimulationConfig(duration=args.cycles))
+        simulated = time.perf_counter()
         samples = job.get_simulated_samples()
         wall = time.perf_counter() - start
         analog = samples.con1.analog
         total = sum(v.size for v in analog.values()) + sum(v.size for v in samples.con1.digital.values())
         assert all(v.size == 4 * args.cycles for v in analog.values())
-        print(f"{args.cycles} cycles, {len(analog)} analog ports: {total:,} samples in {wall:.2f} s")
+        print(f"{args.cycles} cycles, {len(analog)} analog ports: {total:,} samples in {wall:.3f} s")
+        print(f"  qmm.simulate (run, render, hand to the server): {simulated - start:.3f} s; "
+              f"get_simulated_samples (stream, client decode): {wall - (simulated - start):.3f} s")
         print(f"samples/s: {total / wall:,.0f}")
 
 
