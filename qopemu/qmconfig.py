@@ -550,3 +550,156 @@ def _check_pulse(config: QmConfig, pulse: Pulse) -> list[ConfigProblem]:
         problems.append(ConfigProblem(f"{base}.integration_weights", "only measurement pulses have integration "
                                                                      "weights", "pulse"))
     return problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# QM-level runtime settings (qm.set_output_dc_offset_by_element, qm.set_intermediate_frequency, ...)
+#
+# They change the QM's stored config, as on the real platform, so that the client's getters read them back and
+# programs added afterwards run with them. Each returns a new model; the message is edited on a copy.
+
+
+class SettingError(ValueError):
+    pass
+
+
+def _edited(config: QmConfig, edit) -> QmConfig:
+    pb = type(config.pb)()
+    pb.CopyFrom(config.pb)
+    edit(pb.v1beta)
+    return from_pb(pb)
+
+
+def _element_named(config: QmConfig, name: str) -> Element:
+    element = config.elements.get(name)
+    if element is None:
+        raise SettingError(f"element '{name}' is not in the quantum machine's config")
+    return element
+
+
+def _port_declarations(v1, ref: PortRef) -> list:
+    """Every declaration of a port: the `controllers` entry and the `controlDevices` FEM copy, when present."""
+    declarations = []
+    pb_field = _PB_PORT_FIELDS[ref.kind]
+    if ref.controller in v1.controllers:
+        declarations.append(getattr(v1.controllers[ref.controller], pb_field))
+    if ref.controller in v1.controlDevices:
+        for fem in v1.controlDevices[ref.controller].fems.values():
+            if fem.HasField("opx"):
+                declarations.append(getattr(fem.opx, pb_field))
+    return [ports[ref.number] for ports in declarations if ref.number in ports]
+
+
+def _input_port(element: Element, key: str) -> PortRef:
+    ports = {"single": element.single_input}
+    if element.mixed_inputs is not None:
+        ports.update(I=element.mixed_inputs[0], Q=element.mixed_inputs[1])
+    ports.update(element.multiple_inputs)
+    ref = ports.get(key)
+    if ref is None:
+        known = ", ".join(k for k, v in ports.items() if v is not None)
+        raise SettingError(f"element '{element.name}' has no input '{key}' (it has: {known})")
+    return ref
+
+
+def with_output_dc_offset(config: QmConfig, element: str, input_key: str, offset: float) -> QmConfig:
+    if not -0.5 <= offset < 0.5:
+        raise SettingError(f"output DC offset {offset} V is outside [-0.5, 0.5)")
+    ref = _input_port(_element_named(config, element), input_key)
+
+    def edit(v1):
+        for declaration in _port_declarations(v1, ref):
+            declaration.offset = offset
+    return _edited(config, edit)
+
+
+def with_input_dc_offset(config: QmConfig, element: str, output_key: str, offset: float) -> QmConfig:
+    target = _element_named(config, element)
+    ref = target.outputs.get(output_key)
+    if ref is None:
+        raise SettingError(f"element '{element}' has no output '{output_key}' "
+                           f"(it has: {', '.join(target.outputs) or 'none'})")
+
+    def edit(v1):
+        for declaration in _port_declarations(v1, ref):
+            declaration.offset = offset
+    return _edited(config, edit)
+
+
+def with_intermediate_frequency(config: QmConfig, element: str, frequency: float) -> QmConfig:
+    _element_named(config, element)
+
+    def edit(v1):
+        dec = v1.elements[element]
+        dec.intermediateFrequency.value = int(abs(frequency))
+        dec.intermediateFrequencyDouble = abs(frequency)
+        dec.intermediateFrequencyNegative = frequency < 0
+        dec.intermediateFrequencyOscillatorDouble = frequency
+    return _edited(config, edit)
+
+
+def with_digital_route(config: QmConfig, element: str, digital_input: str, *, delay: int | None = None,
+                       buffer: int | None = None) -> QmConfig:
+    target = _element_named(config, element)
+    if digital_input not in target.digital_inputs:
+        raise SettingError(f"element '{element}' has no digital input '{digital_input}' "
+                           f"(it has: {', '.join(target.digital_inputs) or 'none'})")
+
+    def edit(v1):
+        dec = v1.elements[element].digitalInputs[digital_input]
+        if delay is not None:
+            dec.delay = delay
+        if buffer is not None:
+            dec.buffer = buffer
+    return _edited(config, edit)
+
+
+def with_mixer_correction(config: QmConfig, mixer: str, intermediate_frequency: float, lo_frequency: float,
+                          matrix: tuple[float, float, float, float]) -> QmConfig:
+    if mixer not in config.mixers:
+        raise SettingError(f"mixer '{mixer}' is not in the quantum machine's config")
+    if any(abs(v) >= 2 for v in matrix):
+        raise SettingError(f"correction matrix {matrix} is outside the range [-2, 2)")
+
+    def edit(v1):
+        corrections = v1.mixers[mixer].correction
+        for entry in corrections:
+            frequency = -(entry.frequencyDouble or entry.frequency) if entry.frequencyNegative else \
+                (entry.frequencyDouble or entry.frequency)
+            if frequency == intermediate_frequency and (entry.loFrequencyDouble or entry.loFrequency) == lo_frequency:
+                break
+        else:
+            entry = corrections.add()
+            entry.frequency, entry.frequencyDouble = int(abs(intermediate_frequency)), abs(intermediate_frequency)
+            entry.frequencyNegative = intermediate_frequency < 0
+            entry.loFrequency, entry.loFrequencyDouble = int(lo_frequency), lo_frequency
+        entry.correction.v00, entry.correction.v01, entry.correction.v10, entry.correction.v11 = matrix
+    return _edited(config, edit)
+
+
+def with_output_filter(config: QmConfig, element: str, input_key: str, feedforward: list[float],
+                       feedback: list[float]) -> QmConfig:
+    ref = _input_port(_element_named(config, element), input_key)
+
+    def edit(v1):
+        for declaration in _port_declarations(v1, ref):
+            declaration.filter.feedforward[:] = feedforward
+            declaration.filter.feedback[:] = feedback
+    return _edited(config, edit)
+
+
+def with_digital_input(config: QmConfig, controller: str, port: int, *, threshold: float | None = None,
+                       deadtime: int | None = None, polarity: str | None = None) -> QmConfig:
+    ref = PortRef(controller, DIGITAL_INPUTS, port)
+    if controller not in config.controllers or ref not in config.controllers[controller].ports:
+        raise SettingError(f"digital input ('{controller}', {port}) is not in the quantum machine's config")
+
+    def edit(v1):
+        for declaration in _port_declarations(v1, ref):
+            if threshold is not None:
+                declaration.threshold = threshold
+            if deadtime is not None:
+                declaration.deadtime = deadtime
+            if polarity is not None:
+                declaration.polarity = 1 if polarity == "falling" else 0
+    return _edited(config, edit)

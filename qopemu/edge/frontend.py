@@ -20,7 +20,7 @@ from qm.grpc.qm.pb import (
     qm_manager_pb2,
 )
 
-from qopemu import __version__
+from qopemu import __version__, qmconfig
 from qopemu.edge.identity import Identity
 from qopemu.edge.simulation import SimulationHandler
 from qopemu.platform.jobs import Job, JobStatus
@@ -257,15 +257,19 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
 
     def PerformQmRequest(self, request, context):
         which = request.WhichOneof("api_oneof")
-        if which != "setIOValues":
-            return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=_errors([NOT_SUPPORTED + f"{which}"]))
-        values = {}
-        for entry in request.setIOValues.ioValueSetData:
-            kind = entry.WhichOneof("oneof_IO_type")
-            values[entry.io_number] = getattr(entry, kind) if kind else 0
         try:
-            self._qop.set_io(request.quantumMachineId, values)
-        except MachineNotFound as exc:
+            if which == "setIOValues":
+                values = {}
+                for entry in request.setIOValues.ioValueSetData:
+                    kind = entry.WhichOneof("oneof_IO_type")
+                    values[entry.io_number] = getattr(entry, kind) if kind else 0
+                self._qop.set_io(request.quantumMachineId, values)
+            else:
+                change = _config_change(request, which)
+                if change is None:
+                    return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=_errors([NOT_SUPPORTED + f"{which}"]))
+                self._qop.change_config(request.quantumMachineId, change)
+        except (MachineNotFound, Refused) as exc:
             return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=_errors([str(exc)]))
         return inc_qm_api_pb2.HighQmApiResponse(ok=True)
 
@@ -293,3 +297,41 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
     def PullSimulatorSamples(self, request, context):
         yield from self._simulation.pull_samples(request, context)
 
+
+
+def _config_change(request, which: str):
+    """The QM config change a HighQmApiRequest asks for, as a function of the config; None if not supported."""
+    body = getattr(request, which) if which else None
+    if which == "setOutputDcOffset":
+        # The client sends the same number as I and Q; the port name says which input of the element it is for.
+        value = body.Q if body.qe.port == "Q" else body.I
+        return lambda c: qmconfig.with_output_dc_offset(c, body.qe.qe, body.qe.port, value)
+    if which == "setInputDcOffset":
+        return lambda c: qmconfig.with_input_dc_offset(c, body.qe.qe, body.qe.port, body.offset)
+    if which == "setFrequency":
+        return lambda c: qmconfig.with_intermediate_frequency(c, body.qe, body.value)
+    if which == "setDigitalRoute":
+        route = body.WhichOneof("oneof_set_digital_route")
+        port = getattr(body, route)
+        return lambda c: qmconfig.with_digital_route(c, port.qe, port.port, **{route: body.value})
+    if which == "setCorrection":
+        mixer = body.mixer
+        frequency = mixer.intermediateFrequencyDouble or mixer.intermediateFrequency
+        frequency = -frequency if mixer.frequencyNegative else frequency
+        lo = mixer.loFrequencyDouble or mixer.loFrequency
+        m = body.correction
+        return lambda c: qmconfig.with_mixer_correction(c, mixer.mixer, frequency, lo, (m.v00, m.v01, m.v10, m.v11))
+    if which == "setOutputFilterTaps":
+        taps = body.filter
+        return lambda c: qmconfig.with_output_filter(c, body.qe.qe, body.qe.port, list(taps.feedforward),
+                                                     list(taps.feedback))
+    if which in ("setDigitalInputThreshold", "setDigitalInputDeadtime", "setDigitalInputPolarity"):
+        port = body.digitalPort
+        if which == "setDigitalInputThreshold":
+            setting = {"threshold": body.threshold}
+        elif which == "setDigitalInputDeadtime":
+            setting = {"deadtime": body.deadtime}
+        else:
+            setting = {"polarity": "falling" if body.polarity else "rising"}
+        return lambda c: qmconfig.with_digital_input(c, port.controllerName, port.portNumber, **setting)
+    return None

@@ -214,6 +214,17 @@ class Qop:
             for number, value in values.items():
                 job.execution.set_io(number, value)
 
+    def change_config(self, qm_id: str, change: Callable[[qmconfig.QmConfig], qmconfig.QmConfig]) -> None:
+        """A QM-level runtime setting: the QM's stored config changes, so the client's getters read it back and
+        programs added afterwards run with it (jobs already queued keep the config they were compiled with)."""
+        qm = self.machines.get(qm_id)
+        with qm.lock:
+            try:
+                qm.config = change(qm.config)
+            except qmconfig.SettingError as exc:
+                raise Refused(str(exc)) from None
+            qm.compile_cache.clear()
+
     def get_io(self, qm_id: str) -> dict[int, Any]:
         qm = self.machines.get(qm_id)
         with qm.lock:
