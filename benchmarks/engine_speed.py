@@ -22,33 +22,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 AMPLITUDES = 100
 
 
-def power_rabi(averages: int):
-    from qm.qua import (align, amp, declare, declare_stream, dual_demod, fixed, for_, measure, play, program, save,
-                        stream_processing, wait)
-
-    with program() as prog:
-        n = declare(int)
-        a = declare(fixed)
-        i = declare(fixed)
-        q = declare(fixed)
-        i_st = declare_stream()
-        q_st = declare_stream()
-        with for_(n, 0, n < averages, n + 1):
-            with for_(a, 0.0, a < 1.0 - 0.005, a + 1.0 / AMPLITUDES):
-                play("pi" * amp(a), "qubit")
-                align("qubit", "resonator")
-                measure("readout", "resonator", None,
-                        dual_demod.full("cos", "out1", "sin", "out2", i),
-                        dual_demod.full("minus_sin", "out1", "cos", "out2", q))
-                wait(2500, "resonator")
-                save(i, i_st)
-                save(q, q_st)
-        with stream_processing():
-            i_st.buffer(AMPLITUDES).average().save("I")
-            q_st.buffer(AMPLITUDES).average().save("Q")
-    return prog
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--averages", type=int, default=1000)
@@ -59,15 +32,14 @@ def main() -> None:
     from qm import QuantumMachinesManager
 
     import qopemu
-    from configs import config
+    from configs import rabi_config
+    from programs import power_rabi
 
     logging.getLogger("qm").setLevel(logging.ERROR)
-    rabi = config()
-    rabi["elements"]["resonator"]["outputs"] = {"out1": ("con1", 1), "out2": ("con1", 2)}
     with qopemu.Server() as server:
         qmm = QuantumMachinesManager(server.host, server.port)
-        qm = qmm.open_qm(rabi, close_other_machines=False)
-        prog = power_rabi(args.averages)
+        qm = qmm.open_qm(rabi_config(), close_other_machines=False)
+        prog = power_rabi(args.averages, AMPLITUDES)
         start = time.perf_counter()
         job = qm.queue.add(prog).wait_for_execution()
         job.result_handles.wait_for_all_values()

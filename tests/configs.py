@@ -90,3 +90,10 @@ def single_element_config(analog_outputs: dict, analog_inputs: dict | None = Non
         "waveforms": copy.deepcopy({k: BASE["waveforms"][k] for k in ("const_wf", "zero_wf")}),
         "mixers": copy.deepcopy(BASE["mixers"]),
     }
+
+
+def rabi_config() -> dict:
+    """BASE with the resonator reading both analog inputs, as dual demodulation needs."""
+    result = config()
+    result["elements"]["resonator"]["outputs"] = {"out1": ("con1", 1), "out2": ("con1", 2)}
+    return result

@@ -6,50 +6,19 @@ import matplotlib
 import numpy as np
 import pytest
 from qm import SimulationConfig
-from qm.qua import (align, amp, declare, declare_stream, dual_demod, fixed, for_, measure, play, program, save,
-                    stream_processing, wait)
-from qualang_tools.loops import from_array
 from qualang_tools.results import fetching_tool, progress_counter
 
-from configs import config
+from configs import rabi_config
+from programs import power_rabi
 
 matplotlib.use("Agg")
 
 N_AVG = 200
-AMPLITUDES = np.arange(0.1, 1.0, 0.1)
-
-
-def power_rabi():
-    two_outputs = config()
-    two_outputs["elements"]["resonator"]["outputs"] = {"out1": ("con1", 1), "out2": ("con1", 2)}
-    with program() as prog:
-        n = declare(int)
-        a = declare(fixed)
-        i = declare(fixed)
-        q = declare(fixed)
-        n_st = declare_stream()
-        i_st = declare_stream()
-        q_st = declare_stream()
-        with for_(n, 0, n < N_AVG, n + 1):
-            with for_(*from_array(a, AMPLITUDES)):
-                play("pi" * amp(a), "qubit")
-                align("qubit", "resonator")
-                measure("readout", "resonator", None,
-                        dual_demod.full("cos", "out1", "sin", "out2", i),
-                        dual_demod.full("minus_sin", "out1", "cos", "out2", q))
-                wait(250, "resonator")
-                save(i, i_st)
-                save(q, q_st)
-            save(n, n_st)
-        with stream_processing():
-            i_st.buffer(len(AMPLITUDES)).average().save("I")
-            q_st.buffer(len(AMPLITUDES)).average().save("Q")
-            n_st.save("iteration")
-    return two_outputs, prog
+AMPLITUDES = 10
 
 
 def test_live_fetching_tool_and_progress_counter(qmm, capsys):
-    cfg, prog = power_rabi()
+    cfg, prog = rabi_config(), power_rabi(N_AVG, AMPLITUDES)
     qm = qmm.open_qm(cfg)
     job = qm.execute(prog)
     results = fetching_tool(job, data_list=["I", "Q", "iteration"], mode="live")
@@ -60,14 +29,14 @@ def test_live_fetching_tool_and_progress_counter(qmm, capsys):
         rounds += 1
     assert rounds >= 1
     assert iteration == N_AVG - 1
-    assert i_values.shape == q_values.shape == (len(AMPLITUDES),)
+    assert i_values.shape == q_values.shape == (AMPLITUDES,)
     done = fetching_tool(job, data_list=["I", "iteration"], mode="wait_for_all")
     final_i, final_iteration = done.fetch_all()
     assert final_iteration == N_AVG - 1 and np.all(np.isfinite(final_i))
 
 
 def test_simulated_samples_plot_and_waveform_report(qmm, tmp_path):
-    cfg, prog = power_rabi()
+    cfg, prog = rabi_config(), power_rabi(N_AVG, AMPLITUDES)
     job = qmm.simulate(cfg, prog, SimulationConfig(duration=2000, include_analog_waveforms=True,
                                                     include_digital_waveforms=True))
     samples = job.get_simulated_samples()
@@ -82,7 +51,7 @@ def test_simulated_samples_plot_and_waveform_report(qmm, tmp_path):
 
 @pytest.mark.parametrize("close_other_machines", [True, False])
 def test_interrupt_on_close_style_halt(qmm, close_other_machines):
-    cfg, prog = power_rabi()
+    cfg, prog = rabi_config(), power_rabi(N_AVG, AMPLITUDES)
     qm = qmm.open_qm(cfg, close_other_machines=close_other_machines)
     job = qm.execute(prog)
     job.halt()
