@@ -590,6 +590,14 @@ def _port_declarations(v1, ref: PortRef) -> list:
     return [ports[ref.number] for ports in declarations if ref.number in ports]
 
 
+def _with_port(config: QmConfig, ref: PortRef, change) -> QmConfig:
+    """`change(declaration)` applied to every declaration of the port `ref`."""
+    def edit(v1):
+        for declaration in _port_declarations(v1, ref):
+            change(declaration)
+    return _edited(config, edit)
+
+
 def _input_port(element: Element, key: str) -> PortRef:
     ports = {"single": element.single_input}
     if element.mixed_inputs is not None:
@@ -606,11 +614,7 @@ def with_output_dc_offset(config: QmConfig, element: str, input_key: str, offset
     if not -0.5 <= offset < 0.5:
         raise SettingError(f"output DC offset {offset} V is outside [-0.5, 0.5)")
     ref = _input_port(_element_named(config, element), input_key)
-
-    def edit(v1):
-        for declaration in _port_declarations(v1, ref):
-            declaration.offset = offset
-    return _edited(config, edit)
+    return _with_port(config, ref, lambda declaration: setattr(declaration, "offset", offset))
 
 
 def with_input_dc_offset(config: QmConfig, element: str, output_key: str, offset: float) -> QmConfig:
@@ -619,11 +623,7 @@ def with_input_dc_offset(config: QmConfig, element: str, output_key: str, offset
     if ref is None:
         raise SettingError(f"element '{element}' has no output '{output_key}' "
                            f"(it has: {', '.join(target.outputs) or 'none'})")
-
-    def edit(v1):
-        for declaration in _port_declarations(v1, ref):
-            declaration.offset = offset
-    return _edited(config, edit)
+    return _with_port(config, ref, lambda declaration: setattr(declaration, "offset", offset))
 
 
 def with_intermediate_frequency(config: QmConfig, element: str, frequency: float) -> QmConfig:
@@ -681,11 +681,10 @@ def with_output_filter(config: QmConfig, element: str, input_key: str, feedforwa
                        feedback: list[float]) -> QmConfig:
     ref = _input_port(_element_named(config, element), input_key)
 
-    def edit(v1):
-        for declaration in _port_declarations(v1, ref):
-            declaration.filter.feedforward[:] = feedforward
-            declaration.filter.feedback[:] = feedback
-    return _edited(config, edit)
+    def change(declaration):
+        declaration.filter.feedforward[:] = feedforward
+        declaration.filter.feedback[:] = feedback
+    return _with_port(config, ref, change)
 
 
 def with_digital_input(config: QmConfig, controller: str, port: int, *, threshold: float | None = None,
@@ -694,12 +693,11 @@ def with_digital_input(config: QmConfig, controller: str, port: int, *, threshol
     if controller not in config.controllers or ref not in config.controllers[controller].ports:
         raise SettingError(f"digital input ('{controller}', {port}) is not in the quantum machine's config")
 
-    def edit(v1):
-        for declaration in _port_declarations(v1, ref):
-            if threshold is not None:
-                declaration.threshold = threshold
-            if deadtime is not None:
-                declaration.deadtime = deadtime
-            if polarity is not None:
-                declaration.polarity = 1 if polarity == "falling" else 0
-    return _edited(config, edit)
+    def change(declaration):
+        if threshold is not None:
+            declaration.threshold = threshold
+        if deadtime is not None:
+            declaration.deadtime = deadtime
+        if polarity is not None:
+            declaration.polarity = 1 if polarity == "falling" else 0
+    return _with_port(config, ref, change)
