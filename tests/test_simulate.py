@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from qm import LoopbackInterface, SimulationConfig
@@ -97,7 +99,11 @@ def test_if_frequency_and_phase_rules(qmm):
     assert np.allclose(third, 0.2 * np.cos(2 * np.pi * 25e6 * t * 1e-9 + phase0 + np.pi / 2), atol=1e-6)
 
 
-def test_loopback_delay_and_measured_value(qmm):
+@pytest.mark.parametrize("delayed_outputs", [False, True])
+def test_loopback_delay_and_measured_value(qmm, delayed_outputs):
+    config = copy.deepcopy(CONFIG)
+    if delayed_outputs:  # an output filter delays every output, and the time of flight with them
+        config["controllers"]["con1"]["analog_outputs"][2]["filter"] = {"feedforward": [1.0], "feedback": []}
     with program() as prog:
         i = declare(fixed)
         st = declare_stream()
@@ -105,7 +111,7 @@ def test_loopback_delay_and_measured_value(qmm):
         save(i, st)
         with stream_processing():
             st.save("I")
-    job = qmm.simulate(CONFIG, prog, SimulationConfig(
+    job = qmm.simulate(config, prog, SimulationConfig(
         duration=200, simulation_interface=LoopbackInterface([("con1", 4, "con1", 1)], latency=24)))
     samples = job.get_simulated_samples()
     assert _on(samples.con1.analog["4"]).size == 200

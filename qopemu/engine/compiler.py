@@ -25,6 +25,7 @@ from qopemu.engine import fixed as fx
 from qopemu.engine.acquisition import MeasureSpec, ProcessSpec, Term
 from qopemu.engine.runtime import pure_helpers
 from qopemu.engine.timing import CLOCK_NS, TimelineLayout, max_expr
+from qopemu.engine.waveforms import alignment_delay_ns
 from qopemu.qmconfig import QmConfig
 
 INT, FIXED, BOOL = "int", "fixed", "bool"
@@ -707,9 +708,11 @@ class _Generator:
             self._stream_kind(node.streamAs, "adc", loc)
         offsets = {(p.controller, p.number): self.config.port(p).offset for p in element.outputs.values()
                    if p.controller in self.config.controllers and p in self.config.controllers[p.controller].ports}
+        # Crosstalk and output filters delay every output; the QOP adds that delay to the time of flight too.
+        time_of_flight = element.time_of_flight + alignment_delay_ns(self.config)
         spec = MeasureSpec(
             element=name,
-            time_of_flight=element.time_of_flight,
+            time_of_flight=time_of_flight,
             smearing=element.smearing,
             pulse_length=pulse.length,
             processes=tuple(processes),
@@ -728,13 +731,13 @@ class _Generator:
         self.emit_event(f"_ev(_PlayEvent({name!r}, {node.pulse.name!r}, {pulse.name!r}, {start}, {pulse.length}, "
                         f"{amp}, {self._freq_src(name)}, {self._phase_src(name, start)}, (), (), None, True))")
         acquire_length = max([p.length for p in processes] + [pulse.length])
-        self.emit_event(f"_ev(_AcquisitionEvent({name!r}, {start} + {element.time_of_flight}, {acquire_length}, "
+        self.emit_event(f"_ev(_AcquisitionEvent({name!r}, {start} + {time_of_flight}, {acquire_length}, "
                         f"{_process_names(node)!r}))")
         self.emit(f"{t} = {start} + {pulse.length}")
         if not processes and not node.streamAs:
             return
         result = self.fresh("r")
-        phase = self._phase_src(name, f"{start} + {element.time_of_flight}")
+        phase = self._phase_src(name, f"{start} + {time_of_flight}")
         self.emit(f"{result} = _M[{index}]({start}, {phase}, {self._freq_src(name)})")
         for i, target in enumerate(targets):
             if target[0] == "scalar":
