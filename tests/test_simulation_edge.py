@@ -58,7 +58,7 @@ def config():
 def pulled(samples, include_analog=True, include_digital=True) -> SimulatorSamples:
     """The client's decoding path of PullSimulatorSamples (SimulatedJob._get_np_simulated_samples)."""
     writer, data_writer = BytesIO(), BytesIO()
-    for message in stream_samples(samples, include_analog, include_digital, job_id="sim-1"):
+    for message in stream_samples(samples.packed(), include_analog, include_digital, job_id="sim-1"):
         assert message.ok
         _write_simulator_result(message, writer, data_writer)
     return SimulatorSamples.from_np_array(_build_np_array(writer, data_writer))
@@ -125,7 +125,7 @@ def test_samples_decode_with_the_client(config):
 
 def test_samples_stream_as_one_header_then_data_chunks(config):
     samples = render([], config, 40_000)
-    messages = list(stream_samples(samples, True, True))
+    messages = list(stream_samples(samples.packed(), True, True))
     assert messages[0].WhichOneof("body") == "header" and messages[0].header.countOfItems == 40_000
     assert all(m.WhichOneof("body") == "data" for m in messages[1:])
     sizes = [len(m.data.data) for m in messages[1:]]
@@ -137,8 +137,7 @@ def test_simulated_part_carries_a_report_the_client_parses(config):
               PlayEvent("drive", "const", "const", 0, 400, None, 25e6, 0.0, chirp_rates=(1e4,)),
               PhaseResetEvent("qubit", 100),
               AcquisitionEvent("rr", 300, 40, "DemodIntegration")]
-    samples = render(events, config, 1000)
-    part = build_simulated_part(samples, build_waveform_report(events, config, 1000), True, False)
+    part = build_simulated_part(build_waveform_report(events, config, 1000), True, False)
     assert not serialized_on_wire(part.analogOutputs) and not serialized_on_wire(part.digitalOutputs)
     report = WaveformReport.from_dict(extract_struct_value(part.waveformReport), "sim-1")
     iq = [w for w in report.analog_waveforms if w.element == "qubit"]
@@ -153,5 +152,5 @@ def test_simulated_part_carries_a_report_the_client_parses(config):
     assert adc.adc_ports == [1, 2] and adc.start_time == 300 and adc.end_time == 340
     assert [e.name for e in report.events] == ["phase_reset", "phase_reset"]
     assert report.to_string()
-    empty = build_simulated_part(samples, {}, False, False)
+    empty = build_simulated_part({}, False, False)
     assert not serialized_on_wire(empty.waveformReport)

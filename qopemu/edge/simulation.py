@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+from numpy.lib.recfunctions import repack_fields
 from google.protobuf.struct_pb2 import Struct
 
 from qm.grpc.qm.pb import compiler_pb2, frontend_pb2, general_messages_pb2, job_results_pb2, qm_manager_pb2
 
 from qopemu.engine.inputs import InputSource, noise_std_from_power
 from qopemu.engine.worker import InputModel
-from qopemu.engine.waveforms import OutputSamples
+from qopemu.engine.waveforms import PackedSamples
 from qopemu.platform.qop import ConfigRefused, JobNotFound, Qop, Refused
 from qopemu.qmconfig import QmConfig
 
@@ -157,9 +158,8 @@ def _controller_connection(connection: frontend_pb2.InterOpxConnection) -> Contr
                                 link.target.controller, bool(link.target.left))
 
 
-def build_simulated_part(
-    samples: OutputSamples, report: dict, include_analog: bool, include_digital: bool
-) -> frontend_pb2.SimulatedResponsePart:
+def build_simulated_part(report: dict, include_analog: bool, include_digital: bool
+                         ) -> frontend_pb2.SimulatedResponsePart:
     """The `simulated` part of the response. The waveform report goes inline when either include flag is set (an
     empty Struct makes `get_simulated_waveform_report()` return None). The deprecated per-port Structs
     (`analogOutputs`/`digitalOutputs`) stay empty, which the client maps to None; the samples travel through
@@ -173,30 +173,21 @@ def build_simulated_part(
 
 
 def stream_samples(
-    samples: OutputSamples, include_analog: bool, include_digital: bool, job_id: str = ""
+    samples: PackedSamples, include_analog: bool, include_digital: bool, job_id: str = ""
 ) -> Iterator[job_results_pb2.SimulatorSamplesResponse]:
     """The `PullSimulatorSamples` stream: a header, then the packed records in `CHUNK_BYTES` chunks."""
-    columns: list[tuple[str, str, np.ndarray]] = []
-    controllers = sorted({c for c, _ in samples.analog} | {c for c, _ in samples.digital})
-    for controller in controllers:
-        if include_analog:
-            for (c, port), values in sorted(samples.analog.items()):
-                if c == controller:
-                    columns.append((f"{controller}:analog:{port}", "<f8", values))
-        if include_digital:
-            for (c, port), values in sorted(samples.digital.items()):
-                if c == controller:
-                    columns.append((f"{controller}:digital:{port}", "|b1", values))
-    rows = max((values.size for _, _, values in columns), default=0)
-    records = np.zeros(rows, dtype=[(name, dtype) for name, dtype, _ in columns])
-    for name, _, values in columns:
-        records[name][: values.size] = values
-    header = job_results_pb2.SimulatorSamplesResponse.Header(
-        simpleDType=json.dumps([[name, dtype] for name, dtype, _ in columns]), countOfItems=rows
-    )
+    wanted = {"analog": include_analog, "digital": include_digital}
+    names = [samples.dtype.names[i] for i, (_, kind, _) in enumerate(samples.columns) if wanted[kind]]
+    if len(names) == len(samples.columns):
+        data = memoryview(samples.data)
+    else:  # a subset of the columns: repack those records
+        data = memoryview(np.ascontiguousarray(repack_fields(samples.records()[names])).tobytes()) if names \
+            else memoryview(b"")
+    dtypes = [[name, "<f8" if ":analog:" in name else "|b1"] for name in names]
+    header = job_results_pb2.SimulatorSamplesResponse.Header(simpleDType=json.dumps(dtypes),
+                                                             countOfItems=samples.rows if names else 0)
     yield job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=True, header=header)
-    data = records.view(np.uint8)  # the packed records' bytes, without a copy of the whole
-    for offset in range(0, data.size, CHUNK_BYTES):
+    for offset in range(0, len(data), CHUNK_BYTES):
         chunk = job_results_pb2.SimulatorSamplesResponse.Data(data=data[offset : offset + CHUNK_BYTES].tobytes())
         yield job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=True, data=chunk)
 
@@ -230,8 +221,7 @@ class SimulationHandler:
             return frontend_pb2.SimulationResponse(
                 success=True, jobId=job.id, simulated=frontend_pb2.SimulatedResponsePart(errors=problems)
             )
-        part = build_simulated_part(outcome.samples, outcome.waveform_report or {}, spec.include_analog,
-                                    spec.include_digital)
+        part = build_simulated_part(outcome.waveform_report or {}, spec.include_analog, spec.include_digital)
         return frontend_pb2.SimulationResponse(success=True, jobId=job.id, simulated=part)
 
     def pull_samples(

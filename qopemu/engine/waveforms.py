@@ -64,6 +64,46 @@ class OutputSamples:
     analog: dict[PortKey, np.ndarray]  # float64 volts
     digital: dict[PortKey, np.ndarray]  # bool
 
+    def packed(self) -> "PackedSamples":
+        """All ports as one block of row-major records, the layout the client reads simulated samples in.
+
+        Packing happens once, where the samples are rendered: a block of bytes crosses the process boundary and
+        goes out in chunks far faster than a dict of arrays would be pickled and re-packed."""
+        columns: list[tuple[str, str, int]] = []
+        blocks: list[np.ndarray] = []
+        for controller in sorted({c for c, _ in self.analog} | {c for c, _ in self.digital}):
+            for kind, arrays, dtype in (("analog", self.analog, np.float64), ("digital", self.digital, np.bool_)):
+                ports = sorted(p for c, p in arrays if c == controller)
+                if ports:
+                    columns += [(controller, kind, port) for port in ports]
+                    # Columns of one dtype stack into contiguous rows at memory speed; the byte view of each
+                    # block is that part of every record.
+                    stacked = np.stack([arrays[(controller, p)] for p in ports], axis=1).astype(dtype, copy=False)
+                    blocks.append(stacked.view(np.uint8).reshape(stacked.shape[0], -1))
+        rows = blocks[0].shape[0] if blocks else 0
+        data = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1) if blocks else np.zeros((0, 0))
+        return PackedSamples(columns, rows, np.ascontiguousarray(data).tobytes())
+
+
+@dataclass
+class PackedSamples:
+    """Output samples as row-major records: one column per port, analog `<f8` volts, digital `|b1`."""
+
+    columns: list[tuple[str, str, int]]  # (controller, "analog" | "digital", port), in record order
+    rows: int
+    data: bytes
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype([(f"{c}:{kind}:{port}", "<f8" if kind == "analog" else "|b1")
+                         for c, kind, port in self.columns])
+
+    def records(self) -> np.ndarray:
+        return np.frombuffer(self.data, dtype=self.dtype, count=self.rows)
+
+    def column(self, controller: str, kind: str, port: int) -> np.ndarray:
+        return self.records()[f"{controller}:{kind}:{port}"]
+
 
 def render(
     events: Iterable[object],
@@ -213,16 +253,19 @@ class Synthesizer:
         out: dict[PortKey, np.ndarray] = {}
         for port in ports:
             terms = self._crosstalk[port]
-            mixed = buffers[terms[0][0]] * terms[0][1]
-            for source, factor in terms[1:]:
-                mixed += buffers[source] * factor
+            if len(terms) == 1 and terms[0][1] == 1.0:
+                mixed = buffers[terms[0][0]]  # no crosstalk: the port plays its own buffer
+            else:
+                mixed = buffers[terms[0][0]] * terms[0][1]
+                for source, factor in terms[1:]:
+                    mixed += buffers[source] * factor
             if port in self._filters:
                 mixed = _filter(mixed, *self._filters[port])
             shift = history + max_delay - delays[port]
             samples = mixed[shift : shift + length]
             offset = self._offsets(port, offsets, start - delays[port], length)
             if offset is not None:
-                samples += offset
+                samples = samples + offset  # not in place: another port's crosstalk may read this buffer
             out[(port.controller, port.number)] = samples
         return out
 
@@ -295,13 +338,13 @@ class Synthesizer:
             # A fancy-index += drops repeated indices; an element's own pulses never overlap, but be exact if they do.
             overlapping = len(part) > 1 and bool(np.any(np.diff(np.sort(starts)) < n))
             values_2d = np.empty((len(part), n))
-            scratch = np.empty((len(part), n))
+            rotations = np.stack([cos, sin], axis=1)
             for port, cos_part, sin_part in zip(shape.ports, shape.cos_part, shape.sin_part):
                 if port not in buffers:
                     continue
-                np.multiply(cos[:, None], cos_part[None, :], out=values_2d)
-                np.multiply(sin[:, None], sin_part[None, :], out=scratch)
-                values_2d += scratch
+                # Every pulse of the batch at once: its phase rotation times the cos/sin parts of the shape, as one
+                # (pulses x 2) @ (2 x samples) product that writes each sample once.
+                np.matmul(rotations, np.stack([cos_part, sin_part]), out=values_2d)
                 values = values_2d.ravel()
                 if inside is not None:
                     values = values[inside]

@@ -9,7 +9,8 @@ Simulations run the same way, so the engine that simulates is the engine that ex
 Messages, worker -> server (one pipe per worker):
     ("values", tag, kind, values, timestamps)   batched saves
     ("adc", tag, input_number, traces, timestamps)
-    ("started",)  ("paused",)  ("io", number, value)  ("simulated", OutputSamples, waveform report)
+    ("started",)  ("paused",)  ("io", number, value)
+    ("simulated", columns, rows, waveform report) followed by the packed samples as one raw bytes message
     ("done", duration_ns, statements)  ("error", message)
 Messages, server -> worker:
     ("run", JobRequest)  ("resume",)  ("input", name, values)  ("io", number, value)
@@ -28,6 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 from multiprocessing.connection import Connection
+
+from qopemu.engine.waveforms import PackedSamples
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class Outcome:
     messages: list[str] = field(default_factory=list)
     duration_ns: int = 0
     statements: int = 0
-    samples: Any = None  # simulations: engine.waveforms.OutputSamples
+    samples: PackedSamples | None = None  # simulations: the output samples
     waveform_report: dict | None = None
 
 
@@ -139,7 +142,8 @@ class Execution:
                 elif kind == "io":
                     self._sink.on_io(message[1], message[2])
                 elif kind == "simulated":
-                    simulated = message[1], message[2]
+                    columns, rows, report = message[1:]
+                    simulated = PackedSamples(columns, rows, self._conn.recv_bytes()), report
                 elif kind == "done":
                     outcome = Outcome("completed", duration_ns=message[1], statements=message[2],
                                       samples=simulated[0], waveform_report=simulated[1])
@@ -343,9 +347,12 @@ class _WorkerHost:
         elif kind == "io":
             self._io[message[1]] = message[2]
 
-    def _send(self, message) -> None:
+    def _send(self, message, raw: bytes | None = None) -> None:
+        """One message, and, right after it on the same lock, an optional raw bytes payload (no pickling)."""
         with self._send_lock:
             self._conn.send(message)
+            if raw is not None:
+                self._conn.send_bytes(raw)
 
     def flush(self) -> None:
         with self._lock:
@@ -377,8 +384,9 @@ def _run(request: JobRequest, host: _WorkerHost):
     samples = waveforms.render(summary.events, request.config, request.simulate_ns)
     report = (waveform_report.build_waveform_report(summary.events, request.config, request.simulate_ns)
               if request.waveform_report else None)
+    packed = samples.packed()
     host.flush()
-    host._send(("simulated", samples, report))
+    host._send(("simulated", packed.columns, packed.rows, report), packed.data)
     return summary
 
 

@@ -455,7 +455,7 @@ class _Flatten(_Node):
         dtype = batch.dtype
         if dtype.names is not None and batch.ndim == 1:
             shapes = {dtype.fields[name][0].shape for name in dtype.names}
-            if len(shapes) == 1 and (shape := shapes.pop()):
+            if len(shapes) == 1 and shapes.pop():
                 # Records of equal-length vectors (an ADC trace with its per-sample timestamps)
                 # flatten into per-element records.
                 parts = [batch[name].reshape(-1) for name in dtype.names]
