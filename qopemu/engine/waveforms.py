@@ -82,7 +82,7 @@ class OutputSamples:
                     blocks.append(stacked.view(np.uint8).reshape(stacked.shape[0], -1))
         rows = blocks[0].shape[0] if blocks else 0
         data = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1) if blocks else np.zeros((0, 0))
-        return PackedSamples(columns, rows, np.ascontiguousarray(data).tobytes())
+        return PackedSamples(columns, rows, np.ascontiguousarray(data, dtype=np.uint8).reshape(-1))
 
 
 @dataclass
@@ -91,7 +91,7 @@ class PackedSamples:
 
     columns: list[tuple[str, str, int]]  # (controller, "analog" | "digital", port), in record order
     rows: int
-    data: bytes
+    data: bytes | np.ndarray  # the records' bytes: a flat uint8 array where packed, bytes once received
 
     @property
     def dtype(self) -> np.dtype:
