@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 
 READOUT = 200
 
@@ -103,8 +104,11 @@ def run_demo() -> None:
         print("== Job queue shared by two users ==")
         qm = alice.open_qm(_config({1: {"offset": 0.0, "shareable": True}, 2: {}}, 2), close_other_machines=True)
         print(f"alice opened {qm.id}")
-        qm_bob = bob.get_qm(bob.list_open_qms()[0])
-        print(f"bob found it with list_open_qms() + get_qm: {qm_bob.id}")
+        with warnings.catch_warnings():  # the seed document's spelling, deprecated in qm-qua 1.2 for list_open_qms
+            warnings.simplefilter("ignore")
+            qm_list = bob.list_open_quantum_machines()
+        qm_bob = bob.get_qm(qm_list[0])
+        print(f"bob found it with list_open_quantum_machines() + get_qm: {qm_bob.id}")
         holder = qm.queue.add(_sweep_program(10, hold=True))
         running = holder.wait_for_execution()
         while not running.is_paused():  # as py-qua-tools' wait_until_job_is_paused does

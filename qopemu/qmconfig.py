@@ -288,6 +288,11 @@ def from_pb(pb, platform_ports: dict[str, dict[str, int]] | None = None) -> QmCo
     return config
 
 
+def controller_names(pb) -> set[str]:
+    """The controllers a `QuaConfig` message declares, before any validation."""
+    return set(pb.v1beta.controllers) | set(pb.v1beta.controlDevices)
+
+
 def _controllers(v1) -> dict[str, Controller]:
     """OPX+ controllers: from `controlDevices[name].fems[1].opx` when the client filled it, else `controllers`."""
     declarations = {name: dec for name, dec in v1.controllers.items()}

@@ -137,3 +137,17 @@ def test_a_simulation_that_does_not_compile_is_refused(qmm, caplog):
     with pytest.raises(FailedToExecuteJobException):
         qmm.simulate(CONFIG, prog, SimulationConfig(duration=100))
     assert any("nowhere" in r.getMessage() for r in caplog.records)
+
+
+def test_a_two_controller_config_simulates_on_a_one_controller_server(qmm):
+    config = copy.deepcopy(CONFIG)
+    config["controllers"]["con2"] = {"analog_outputs": {1: {"offset": 0.0}}}
+    config["elements"]["far"] = {"singleInput": {"port": ("con2", 1)}, "intermediate_frequency": 0,
+                                 "operations": {"const": "const_pulse"}}
+    with program() as prog:
+        play("const", "a")
+        play("const", "far")
+    samples = qmm.simulate(config, prog, SimulationConfig(duration=100)).get_simulated_samples()
+    assert np.array_equal(_on(samples.con1.analog["1"]), _on(samples.con2.analog["1"]))
+    with pytest.raises(Exception):  # but opening it as a QM needs the platform to have con2
+        qmm.open_qm(config, close_other_machines=False)

@@ -24,7 +24,7 @@ from qopemu.platform.machines import Machines, QuantumMachine
 from qopemu.platform.queue import JobFilter, QueueClosed
 from qopemu.platform.scheduler import QmRunner, run_job
 from qopemu.platform.store import JobStore
-from qopemu.settings import Settings
+from qopemu.settings import ControllerSpec, Settings
 
 log = logging.getLogger(__name__)
 
@@ -237,8 +237,10 @@ class Qop:
         """Run `program_pb` against `config_pb` for `duration_ns` in a worker, outside any queue, and keep the
         output samples on the returned job, whose results are readable like any other job's. `inputs` gives what
         the analog inputs see, once the config is known (loopback wires may name elements)."""
+        # The simulator simulates the hardware the config describes: a controller the platform lacks is an OPX+.
+        hardware = Hardware(tuple(ControllerSpec(name) for name in sorted(qmconfig.controller_names(config_pb))))
         try:
-            config = qmconfig.from_pb(config_pb, self.hardware.port_counts())
+            config = qmconfig.from_pb(config_pb, {**hardware.port_counts(), **self.hardware.port_counts()})
         except qmconfig.ConfigError as exc:
             raise ConfigRefused(exc.problems) from None
         try:
