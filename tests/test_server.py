@@ -125,3 +125,28 @@ def test_server_wide_loopback_reaches_executed_jobs():
         expected = 0.2 * 1000 / 2 / 4096 * np.cos(2 * np.pi * 100e6 * 24e-9)
         assert measured == pytest.approx(expected, rel=1e-3)
         qmm.close_all_qms()
+
+
+def test_realtime_setting_paces_jobs_to_hardware_time():
+    import qopemu
+    from configs import config
+    from qm.qua import declare, declare_stream, program, save, stream_processing, wait
+
+    with program() as prog:
+        n = declare(int, value=1)
+        st = declare_stream()
+        wait(50_000_000, "qubit")  # 200 ms of hardware time
+        save(n, st)
+        with stream_processing():
+            st.save("n")
+    durations = {}
+    for realtime in (False, True):
+        with qopemu.Server(settings.Settings(realtime=realtime)) as server:
+            qmm = QuantumMachinesManager(server.host, server.port)
+            qm = qmm.open_qm(config(), close_other_machines=False)
+            job = qm.queue.add(prog).wait_for_execution()
+            assert job.result_handles.wait_for_all_values(timeout=30)
+            record = server.qop.jobs.get(job.id)
+            durations[realtime] = (record.time_ended - record.time_started).total_seconds()
+            qmm.close_all_qms()
+    assert durations[False] < 0.15 < 0.19 <= durations[True]  # the pacing clock starts just before "running"
