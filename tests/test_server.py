@@ -150,3 +150,17 @@ def test_realtime_setting_paces_jobs_to_hardware_time():
             durations[realtime] = (record.time_ended - record.time_started).total_seconds()
             qmm.close_all_qms()
     assert durations[False] < 0.15 < 0.19 <= durations[True]  # the pacing clock starts just before "running"
+
+
+def test_status_command_lists_qms_and_queues(server, connect, capsys):
+    from configs import config
+    from programs import held, paused
+    from qopemu.cli import main
+
+    qm = connect("alice").open_qm(config(), close_other_machines=False)
+    running = paused(qm.queue.add(held()))
+    qm.queue.add(held())
+    assert main(["status", "--host", server.host, "--port", str(server.port)]) == 0
+    out = capsys.readouterr().out
+    assert f"{qm.id}: 1 pending, running: {running.id}" in out
+    running.halt()
