@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -75,11 +74,14 @@ class Server:
         job_manager_pb2_grpc.add_JobManagerServiceServicer_to_server(JobManagerService(self.qop), server)
         job_results_pb2_grpc.add_JobResultsServiceServicer_to_server(JobResultsService(_results_lookup(self.qop)),
                                                                     server)
-        port = self.port if self.port else _free_port(self.host)
-        bound = server.add_insecure_port(f"{self.host}:{port}")
+        # Port 0 lets the system pick a free port, without the race of probing for one first.
+        try:
+            bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        except RuntimeError:
+            bound = 0
         if not bound:
             self.qop.shutdown()
-            raise OSError(f"cannot listen on {self.host}:{port} (is another server using it?)")
+            raise OSError(f"cannot listen on {self.host}:{self.port} (is another server using it?)")
         server.start()
         self._grpc, self.port = server, bound
         log.info("qopemu %s listening on %s:%d, emulating %s", GATEWAY_VERSION, self.host, self.port,
@@ -105,9 +107,4 @@ class Server:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-def _free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 

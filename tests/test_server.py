@@ -164,3 +164,10 @@ def test_status_command_lists_qms_and_queues(server, connect, capsys):
     out = capsys.readouterr().out
     assert f"{qm.id}: 1 pending, running: {running.id}" in out
     running.halt()
+
+
+def test_a_second_server_on_a_used_port_fails_loudly(server):
+    import qopemu
+
+    with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{server.port}"):
+        qopemu.Server(port=server.port).start()
