@@ -224,11 +224,24 @@ def test_sticky_element_with_if_keeps_oscillating():
     assert np.allclose(out[200:240], 0.6 * np.cos(2 * np.pi * 10e6 * np.arange(200, 240) * 1e-9))
 
 
-def test_sticky_element_ramps_back_after_its_last_pulse(config):
+def test_sticky_element_holds_until_a_ramp_is_recorded(config):
+    """The ramp that ends a sticky element comes from the runtime (at the end of its last instruction); without one
+    the program has not ended within the window, and the level and the marker hold."""
     out = render([play("hold", "const_marked", 0)], config, 200)
-    samples = out.analog[("con1", 7)]
-    assert np.allclose(samples[:40], 0.3) and np.allclose(samples[40:80], 0.3 * (1 - np.arange(1, 41) / 40))
-    assert not samples[80:].any() and np.flatnonzero(out.digital[("con1", 3)]).tolist() == list(range(40))
+    assert np.allclose(out.analog[("con1", 7)], 0.3) and out.digital[("con1", 3)].all()
+
+
+def test_each_pulse_goes_through_its_own_mixer_correction(config):
+    """Same-shaped pulses batch together only with the same correction; None is the config's mixer entry."""
+    corrected = (0.5, 0.0, 0.0, 2.0)
+    events = [play("qubit", "iq_const", 0, frequency=50e6), play("qubit", "iq_const", 40, frequency=50e6),
+              play("qubit", "iq_const", 80, frequency=50e6, correction=corrected)]
+    out = render(events, config, 120).analog
+    t = np.arange(120)
+    i, q = 0.3 * np.cos(2 * np.pi * 50e6 * 1e-9 * t), 0.3 * np.sin(2 * np.pi * 50e6 * 1e-9 * t)
+    assert np.allclose(out[("con1", 1)][:80], (1.0 * i + 0.1 * q)[:80])  # config: [1.0, 0.1, 0.2, 0.9]
+    assert np.allclose(out[("con1", 2)][:80], (0.2 * i + 0.9 * q)[:80])
+    assert np.allclose(out[("con1", 1)][80:], 0.5 * i[80:]) and np.allclose(out[("con1", 2)][80:], 2.0 * q[80:])
 
 
 def test_digital_marker_delay_and_buffer(config):

@@ -39,6 +39,10 @@ _BITWISE = {AND: "&", OR: "|", XOR: "^"}
 _FREQ_UNITS = {0: 1.0, 1: 1e-3, 2: 1e-6, 3: 1e-9, 4: 1e-12}  # UpdateFrequencyStatement.Units: Hz, mHz, uHz...
 _CHIRP_UNITS = {0: 1.0, 1: 1e-3, 2: 1e-6, 3: 1e-9, 4: 1e-12}  # Chirp.Units: Hz/ns, mHz/ns, ...
 _EMPTY = np.zeros(0)
+# Statements that change an element's oscillator state at run time. update_correction is one: "Up to QOP 3.3,
+# calling update_correction will also reset the frame of the oscillator" (qm.qua.update_correction docstring).
+_PHASE_STATEMENTS = ("updateFrequency", "zRotation", "resetFrame", "resetPhase", "fastFrameRotation",
+                     "updateCorrection")
 _EVENT = "\x00"  # marks a generated line that only exists in the events variant
 _NOT_YET = "not supported by qopemu yet"
 
@@ -116,6 +120,7 @@ class _Generator:
         self.tmp = 0
         self.all_elements: list[str] = []
         self.dynamic_phase: dict[str, int] = {}  # element -> index of its oscillator-state locals
+        self.dynamic_correction: dict[str, int] = {}  # element -> index of its mixer-correction local
 
     # ---------------------------------------------------------------------------------------------- driver
 
@@ -124,8 +129,10 @@ class _Generator:
         self._declare(script.variables)
         body = script.body.statements
         self.all_elements = [e for e in self.config.elements if e in self._elements_of(body, all_known=True)]
-        for name in self._phase_elements(body):
+        for name in self._elements_with(body, _PHASE_STATEMENTS, every_element=("resetGlobalPhase",)):
             self.dynamic_phase[name] = len(self.dynamic_phase)
+        for name in self._elements_with(body, ("updateCorrection",)):
+            self.dynamic_correction[name] = len(self.dynamic_correction)
         self._prelude()
         self._block(body, loop_elements=None)
         self._epilogue()
@@ -192,10 +199,19 @@ class _Generator:
         for name, i in self.dynamic_phase.items():
             element = self.config.elements[name]
             self.emit(f"F{i} = {float(element.intermediate_frequency)!r}; P{i} = 0.0; R{i} = 0; Z{i} = 0.0")
+        for i in self.dynamic_correction.values():
+            self.emit(f"C{i} = None")  # the config's mixer matrix until update_correction
         self.emit("try:")
         self.depth += 1
 
     def _epilogue(self) -> None:
+        # "A sticky element always ramps back to its DC offset value when the element has reached its final
+        # instruction of the program" (features guide, "Sticky Element"): that is where its timeline ends, trailing
+        # waits included. A run stopped at the simulation horizon has not ended, so it records no ramp.
+        for name in self.all_elements:
+            sticky = self.config.elements[name].sticky
+            if sticky is not None:
+                self.emit_event(f"_ev(_RampToZeroEvent({name!r}, {self.layout.var(name)}, {sticky.duration}))")
         self.emit("pass")
         self.depth -= 1
         self.emit("except _Stop:")
@@ -239,7 +255,7 @@ class _Generator:
             kind = statement.WhichOneof("statement_oneof")
             node = getattr(statement, kind) if kind else None
             if kind in ("play", "measure", "updateFrequency", "zRotation", "resetFrame", "resetPhase",
-                        "setDcOffset", "rampToZero", "fastFrameRotation"):
+                        "setDcOffset", "rampToZero", "fastFrameRotation", "updateCorrection"):
                 found.add(node.qe.name)
             elif kind in ("wait", "align"):
                 names = self._element_names(node.qe)
@@ -262,18 +278,20 @@ class _Generator:
             return [node.body.statements]
         return []
 
-    def _phase_elements(self, statements) -> list[str]:
-        """Elements whose oscillator state changes at run time (the others get constant-folded phases)."""
+    def _elements_with(self, statements, kinds: tuple[str, ...], every_element: tuple[str, ...] = ()) -> list[str]:
+        """Elements named by a statement of `kinds` anywhere in `statements` (a statement of `every_element` names
+        them all), in order of appearance. Elements whose oscillator or correction changes at run time get state
+        locals; the others get constant-folded values."""
         names: list[str] = []
         for statement in statements:
             kind = statement.WhichOneof("statement_oneof")
             node = getattr(statement, kind) if kind else None
-            if kind in ("updateFrequency", "zRotation", "resetFrame", "resetPhase", "fastFrameRotation"):
+            if kind in kinds:
                 names.append(node.qe.name)
-            elif kind == "resetGlobalPhase":
+            elif kind in every_element:
                 names.extend(self.all_elements)
             for body in self._bodies(kind, node):
-                names.extend(self._phase_elements(body))
+                names.extend(self._elements_with(body, kinds, every_element))
         return [n for n in dict.fromkeys(names) if n in self.config.elements]
 
     # ------------------------------------------------------------------------------------------- blocks
@@ -466,9 +484,12 @@ class _Generator:
 
     def _st_waitForTrigger(self, node) -> None:
         # No trigger source exists in the emulator: the trigger is taken as already present, so the wait ends
-        # at once; a time-tag target gets 0 (the trigger arrived at the start of the wait).
+        # at once; a time-tag target gets 0 (the trigger arrived at the start of the wait). The pulse played "while
+        # waiting for the external trigger" therefore plays for 0 ns; it is still checked, as it "must be a
+        # constant pulse" (qm.qua.wait_for_trigger docstring).
         for name in self._element_names(node.qe):
-            self._element(name, node.loc)
+            if self._element(name, node.loc) and node.HasField("pulseToPlay"):
+                self._constant_pulse(name, node.pulseToPlay.name, node.loc)
         if node.HasField("timeTagTarget"):
             var = self._var(node.timeTagTarget.name, node.loc, scalar=True)
             if var is not None:
@@ -502,6 +523,32 @@ class _Generator:
             t = self.layout.var(name)
             self.emit(f"P{i} = (P{i} + F{i} * 1e-9 * ({t} - R{i})) % 1.0; R{i} = {t}")
         self.emit(f"F{i} = float({hz})")
+        if name in self.dynamic_correction:
+            # "Make sure to update the correction after you called update_frequency" (qm.qua.update_correction
+            # docstring): a new frequency brings back the config's mixer matrix.
+            self.emit(f"C{self.dynamic_correction[name]} = None")
+
+    def _st_updateCorrection(self, node) -> None:
+        loc, name = node.loc, node.qe.name
+        if not self._element(name, loc):
+            return
+        if self.config.elements[name].mixed_inputs is None:
+            self.problem(loc, f"update_correction on element '{name}', which has no mixInputs (only an IQ element "
+                              f"goes through a mixer correction)")
+            return
+        values = []
+        for key in ("c0", "c1", "c2", "c3"):
+            value = self.convert(self.expr(getattr(node.correction, key), loc, want=FIXED), FIXED, loc)
+            if value.const is not None and not -2.0 <= fx.fixed_to_float(value.const) < 2.0:
+                self.problem(loc, f"correction value {fx.fixed_to_float(value.const)} is outside the range [-2, 2)")
+            values.append(self._fold(_Expr(f"_correction({value.src})", FIXED), loc).src)
+        # the frame reset that comes with it (see _PHASE_STATEMENTS)
+        self.emit(f"C{self.dynamic_correction[name]} = ({', '.join(values)}); Z{self.dynamic_phase[name]} = 0.0")
+
+    def _correction_src(self, element: str) -> str:
+        """The event argument for the element's mixer correction (None: the config's)."""
+        i = self.dynamic_correction.get(element)
+        return "None" if i is None else f"C{i}"
 
     def _st_zRotation(self, node) -> None:
         loc, name = node.loc, node.qe.name
@@ -557,6 +604,17 @@ class _Generator:
                 self.overridable[waveform_name] = int(waveform.samples.size)
         return pulse
 
+    def _constant_pulse(self, element: str, operation: str, loc: str) -> None:
+        pulse = self._operation_pulse(element, operation, loc)
+        if pulse is None:
+            return
+        arbitrary = [w for w in pulse.waveforms.values()
+                     if w in self.config.waveforms and not self.config.waveforms[w].is_constant]
+        if arbitrary:
+            self.problem(loc, f"wait_for_trigger plays operation '{operation}' of element '{element}' while waiting, "
+                              f"which needs a constant pulse, but pulse '{pulse.name}' has the arbitrary waveform "
+                              f"'{arbitrary[0]}'")
+
     def _amp(self, node, loc: str) -> str:
         if not node.HasField("amp"):
             return "None"
@@ -595,7 +653,7 @@ class _Generator:
             self._timestamp(node.timestampLabel, start, loc)
         event = (f"_ev(_PlayEvent({name!r}, {operation!r}, {pulse_name!r}, {start}, {length}, {amp}, "
                  f"{self._freq_src(name)}, {self._phase_src(name, start)}, {chirp_rates}, {chirp_times}, "
-                 f"{ramp_slope}))")
+                 f"{ramp_slope}, False, {self._correction_src(name)}))")
         if node.HasField("condition"):
             cond = self.as_bool(self.expr(node.condition, loc), loc)
             # a conditional play takes its time whether or not it plays (qm.qua.play docstring)
@@ -695,7 +753,9 @@ class _Generator:
             self.problem(loc, f"measure on element '{name}', which has no outputs")
             return
         if len(node.outputs):
-            self.problem(loc, f"{_NOT_YET}: the legacy measure 'outputs' form")
+            # qm-qua 1.4 never fills this field: it sends measure's tuple form, (iw, target) or
+            # (iw, output, target), as demod.full processes (qm/qua/_dsl/measure/measure.py).
+            self.problem(loc, f"{_NOT_YET}: the legacy MeasureStatement 'outputs' field (write demod.full(...))")
             return
         processes: list[ProcessSpec] = []
         targets: list[tuple] = []
@@ -729,7 +789,8 @@ class _Generator:
             self._timestamp(node.timestampLabel, start, loc)
         amp = self._amp(node, loc)
         self.emit_event(f"_ev(_PlayEvent({name!r}, {node.pulse.name!r}, {pulse.name!r}, {start}, {pulse.length}, "
-                        f"{amp}, {self._freq_src(name)}, {self._phase_src(name, start)}, (), (), None, True))")
+                        f"{amp}, {self._freq_src(name)}, {self._phase_src(name, start)}, (), (), None, True, "
+                        f"{self._correction_src(name)}))")
         acquire_length = max([p.length for p in processes] + [pulse.length])
         self.emit_event(f"_ev(_AcquisitionEvent({name!r}, {start} + {time_of_flight}, {acquire_length}, "
                         f"{_process_names(node)!r}))")
@@ -753,7 +814,10 @@ class _Generator:
     def _measure_process(self, process, element, pulse, loc: str):
         which = process.WhichOneof("process")
         if which != "analog":
-            self.problem(loc, f"{_NOT_YET}: digital measure processes (counting / digital time tagging)")
+            # They count the pulses of a controller digital input (the OPD add-on); nothing defines what a digital
+            # input sees: the loopback wiring and the simulation interfaces connect analog outputs to analog inputs.
+            self.problem(loc, f"{_NOT_YET}: digital measure processes (counting.digital, time_tagging.digital) need "
+                              f"a model of the digital inputs, which qopemu does not have")
             return None
         analog = process.analog
         kind = analog.WhichOneof("process")

@@ -30,6 +30,8 @@ class PlayEvent:
     chirp_times: tuple[int, ...] = ()  # ns from `start` at which each chirp segment after the first begins
     ramp_slope: float | None = None  # V/ns, for play(ramp(slope))
     is_measure: bool = False
+    # The mixer correction (c00, c01, c10, c11) of an IQ element set by `update_correction`; None: the config's.
+    correction: tuple[float, float, float, float] | None = None
 
 
 @dataclass(slots=True)
@@ -44,7 +46,8 @@ class DcOffsetEvent:
 
 @dataclass(slots=True)
 class RampToZeroEvent:
-    """ramp_to_zero on a sticky element: its held level goes linearly to 0 over `duration` ns."""
+    """ramp_to_zero on a sticky element: its held level goes linearly to 0 over `duration` ns. The runtime also
+    records one when a sticky element reaches the end of its last instruction (engine/compiler.py)."""
 
     element: str
     start: int

@@ -115,6 +115,13 @@ def _from_py(value, kind: str):
     return fx.fixed_from_float(float(value))
 
 
+def _correction(word: int) -> float:
+    """A fixed word as a mixer correction entry. The platform holds corrections in steps of 2**-16 over [-2, 2) (the
+    range the config's mixer matrices are checked against); qopemu rounds to the nearest step and saturates."""
+    step = (word + (1 << 11)) >> 12
+    return min(max(step, -(1 << 17)), (1 << 17) - 1) / 65536.0
+
+
 def _argmax(values: list) -> int:
     return max(range(len(values)), key=values.__getitem__)
 
@@ -135,6 +142,7 @@ _PURE = {
     "_fmath": _fmath,
     "_from_py": _from_py,
     "_msb": fx.msb,
+    "_correction": _correction,
     "_argmax": _argmax,
     "_argmin": _argmin,
     "_atan2": math.atan2,

@@ -62,7 +62,8 @@ def _analog_entries(config: QmConfig, element: Element, event: PlayEvent, offset
     is_iq = element.mixed_inputs is not None
     if is_iq:
         amp = list(event.amp) if event.amp is not None else list(_IDENTITY)
-        correction = [float(v) for v in correction_matrix(config, element)]
+        matrix = event.correction if event.correction is not None else correction_matrix(config, element)
+        correction = [float(v) for v in matrix]
     else:
         amp = [event.amp[0] if event.amp is not None else 1.0]
         correction = list(_IDENTITY)

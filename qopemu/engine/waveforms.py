@@ -6,7 +6,7 @@ The output chain follows Quantum Machines' QUA overview (docs.quantum-machines.c
 - single input:   s~(t) = A s(t) cos(w_IF t + phi)
 - mixed inputs:   (I~, Q~) = C . R(w_IF t + phi) . A . (I, Q),  R(x) = [[cos x, -sin x], [sin x, cos x]]
   so `amp()` (A, scalar or matrix) acts on the baseband pair before modulation, the mixer correction C (looked up for
-  the element's configured IF and LO) after it. A negative IF needs no special case: R turns the other way, which is
+  the element's configured IF and LO, or the one `update_correction` set, carried by the event) after it. A negative IF needs no special case: R turns the other way, which is
   the lower sideband.
 
 The phase is "cycles at the event start" as the runtime reports it (it already holds frame rotations, IF phase
@@ -114,29 +114,9 @@ def render(
     include_digital: bool = True,
 ) -> OutputSamples:
     """Samples of every declared output port over [0, duration_ns) for a run's events."""
-    timeline = list(events)
     return Synthesizer(config).render(
-        timeline + _final_ramps(timeline, config), 0, duration_ns,
-        include_analog=include_analog, include_digital=include_digital,
+        events, 0, duration_ns, include_analog=include_analog, include_digital=include_digital
     )
-
-
-def _final_ramps(events: list[object], config: QmConfig) -> list[RampToZeroEvent]:
-    """"A sticky element always ramps back to its DC offset value when the element has reached its final
-    instruction of the program" (features guide, "Sticky Element"). When the run's events end a sticky element with
-    a pulse rather than that ramp, the ramp starts right after the pulse, over the element's sticky duration."""
-    last: dict[str, PlayEvent | RampToZeroEvent] = {}
-    for event in events:
-        if isinstance(event, (PlayEvent, RampToZeroEvent)):
-            previous = last.get(event.element)
-            if previous is None or event.start >= previous.start:
-                last[event.element] = event
-    ramps = []
-    for name, event in last.items():
-        sticky = config.elements[name].sticky
-        if sticky is not None and sticky.analog and isinstance(event, PlayEvent):
-            ramps.append(RampToZeroEvent(name, event.start + event.length, sticky.duration))
-    return ramps
 
 
 @dataclass(frozen=True)
@@ -302,7 +282,7 @@ class Synthesizer:
             if event.chirp_rates or event.ramp_slope is not None:
                 self._render_single_event(element, event, buffers, window_start, window_length)
             else:
-                key = (event.pulse, event.length, event.amp, event.frequency)
+                key = (event.pulse, event.length, event.amp, event.frequency, event.correction)
                 batches.setdefault(key, []).append(event)
         for batch in batches.values():
             self._render_batch(element, batch, buffers, window_start, window_length)
@@ -356,15 +336,15 @@ class Synthesizer:
                     buffers[port][index] += values
 
     def _modulated_shape(self, element: Element, event: PlayEvent) -> _Modulated:
-        key = (element.name, event.pulse, event.length, event.amp, event.frequency)
+        key = (element.name, event.pulse, event.length, event.amp, event.frequency, event.correction)
         shape = self._modulated.get(key)
         if shape is None:
             baseband = self._baseband(element, event, 0, event.length)
             theta = TWO_PI * event.frequency * NS * np.arange(event.length)
             carrier = baseband * np.exp(1j * theta)
-            ports, outputs = self._to_ports(element, carrier)
+            ports, outputs = self._to_ports(element, carrier, event.correction)
             # cos(phi) and sin(phi) parts of Re/Im(carrier * e^{i phi}), pushed through the port mapping.
-            _, rotated = self._to_ports(element, carrier * 1j)
+            _, rotated = self._to_ports(element, carrier * 1j, event.correction)
             shape = _Modulated(ports, tuple(outputs), tuple(rotated))
             self._modulated[key] = shape
         return shape
@@ -383,7 +363,7 @@ class Synthesizer:
             return
         baseband = self._baseband(element, event, k0, k1)
         carrier = baseband * np.exp(1j * TWO_PI * _phase_cycles(event, k0, k1))
-        self._add(element, carrier, buffers, event.start + k0 - window_start)
+        self._add(element, carrier, buffers, event.start + k0 - window_start, event.correction)
 
     def _render_sticky(
         self,
@@ -398,12 +378,14 @@ class Synthesizer:
         case of an element with an intermediate frequency, the output will be a sine wave with the last amplitude");
         a new pulse is added to the held value; `ramp_to_zero` eases the held value linearly to 0 over its duration.
         The runtime emits the ramp that ends a sticky element at its last instruction ("A sticky element always ramps
-        back ... when the element has reached its final instruction")."""
+        back ... when the element has reached its final instruction"). The held level goes through the mixer
+        correction of the pulse that set it."""
         window_end = window_start + window_length
         steps: list[PlayEvent | RampToZeroEvent] = sorted([*timeline, *ramps], key=lambda e: e.start)
         held = 0j
         hold_from = None  # time from which `held` is being played
         frequency, phase_time, phase = 0.0, 0, 0.0  # oscillator: `phase` cycles at `phase_time`
+        correction = None
 
         def hold_until(end: int) -> None:
             if hold_from is None or held == 0:
@@ -412,20 +394,20 @@ class Synthesizer:
             if b <= a:
                 return
             cycles = phase + frequency * NS * (np.arange(a, b) - phase_time)
-            self._add(element, held * np.exp(1j * TWO_PI * cycles), buffers, a - window_start)
+            self._add(element, held * np.exp(1j * TWO_PI * cycles), buffers, a - window_start, correction)
 
         for step in steps:
             hold_until(step.start)
             if isinstance(step, PlayEvent):
                 if step.length <= 0:
                     continue
-                frequency, phase_time, phase = step.frequency, step.start, step.phase
+                frequency, phase_time, phase, correction = step.frequency, step.start, step.phase, step.correction
                 k0 = max(0, window_start - step.start)
                 k1 = min(step.length, window_end - step.start)
                 if k1 > k0:
                     baseband = held + self._baseband(element, step, k0, k1)
                     carrier = baseband * np.exp(1j * TWO_PI * _phase_cycles(step, k0, k1))
-                    self._add(element, carrier, buffers, step.start + k0 - window_start)
+                    self._add(element, carrier, buffers, step.start + k0 - window_start, correction)
                 held = held + complex(self._baseband(element, step, step.length - 1, step.length)[0])
                 hold_from = step.start + step.length
             else:
@@ -435,7 +417,7 @@ class Synthesizer:
                     k = np.arange(a, b) - step.start
                     level = held * (1.0 - (k + 1) / duration)
                     cycles = phase + frequency * NS * (np.arange(a, b) - phase_time)
-                    self._add(element, level * np.exp(1j * TWO_PI * cycles), buffers, a - window_start)
+                    self._add(element, level * np.exp(1j * TWO_PI * cycles), buffers, a - window_start, correction)
                 held = 0j
                 hold_from = step.start + duration
         hold_until(window_end)
@@ -470,17 +452,23 @@ class Synthesizer:
         positions = np.arange(k0, k1) * ((samples.size - 1) / (length - 1))
         return np.interp(positions, np.arange(samples.size), samples)
 
-    def _to_ports(self, element: Element, carrier: np.ndarray) -> tuple[tuple[PortRef, ...], list[np.ndarray]]:
-        """The modulated complex signal as played by each analog port of the element."""
+    def _to_ports(
+        self, element: Element, carrier: np.ndarray, correction: tuple[float, float, float, float] | None
+    ) -> tuple[tuple[PortRef, ...], list[np.ndarray]]:
+        """The modulated complex signal as played by each analog port of the element (`correction`: the event's
+        mixer correction, None for the config's)."""
         if element.mixed_inputs is not None:
-            c00, c01, c10, c11 = correction_matrix(self.config, element)
+            c00, c01, c10, c11 = correction if correction is not None else correction_matrix(self.config, element)
             i, q = carrier.real, carrier.imag
             return element.mixed_inputs, [c00 * i + c01 * q, c10 * i + c11 * q]
         ports = element.analog_ports
         return ports, [carrier.real] * len(ports)
 
-    def _add(self, element: Element, carrier: np.ndarray, buffers: dict[PortRef, np.ndarray], at: int) -> None:
-        ports, outputs = self._to_ports(element, carrier)
+    def _add(
+        self, element: Element, carrier: np.ndarray, buffers: dict[PortRef, np.ndarray], at: int,
+        correction: tuple[float, float, float, float] | None,
+    ) -> None:
+        ports, outputs = self._to_ports(element, carrier, correction)
         for port, values in zip(ports, outputs):
             if port in buffers:
                 buffers[port][at : at + values.size] += values
