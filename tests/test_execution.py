@@ -77,7 +77,7 @@ def test_execution_report_of_a_job_that_failed_while_running(qm):
 def test_a_worker_that_dies_fails_its_job_and_is_replaced(qm, server):
     job = paused(qm.queue.add(_pausing()))
     record = server.qop.jobs.get(job.id)
-    os.kill(record.execution._process.pid, signal.SIGKILL)
+    os.kill(record.execution._worker.process.pid, signal.SIGKILL)
     record.wait_final(10)
     assert job.status == "error"
     assert "worker process" in " ".join(record.error_messages)
@@ -156,3 +156,35 @@ def test_io_variables(qm):
     assert job.result_handles.get("a").fetch_all() == 5
     assert job.result_handles.get("b").fetch_all() == pytest.approx(0.25)
     assert qm.get_io1_value()["int_value"] == 15
+
+
+def test_many_halts_leak_no_descriptors_or_processes(qm):
+    with program() as prog:
+        n = declare(int)
+        with infinite_loop_():
+            assign(n, n + 1)
+
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def children() -> int:
+        me = str(os.getpid())
+        count = 0
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/stat") as stat:
+                        count += stat.read().split(")")[-1].split()[1] == me
+                except OSError:
+                    pass
+        return count
+
+    qm.execute(tagged(0)).result_handles.wait_for_all_values(timeout=30)
+    time.sleep(1)
+    before = descriptors(), children()
+    for _ in range(15):
+        qm.execute(prog).halt()
+    time.sleep(2)  # replacement workers start in the background
+    after = descriptors(), children()
+    assert after[0] - before[0] <= 4, (before, after)
+    assert after[1] - before[1] <= 2, (before, after)

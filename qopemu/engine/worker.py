@@ -18,7 +18,7 @@ Messages, server -> worker:
 
 from __future__ import annotations
 
-import logging
+import os
 import socket
 import subprocess
 import sys
@@ -31,8 +31,6 @@ import numpy as np
 from multiprocessing.connection import Connection
 
 from qopemu.engine.waveforms import PackedSamples
-
-log = logging.getLogger(__name__)
 
 _FLUSH_INTERVAL_S = 0.02
 _FLUSH_ITEMS = 1 << 16
@@ -95,41 +93,71 @@ class JobSink:
 # server side
 
 
+class _Worker:
+    """One worker process and the connection to it. Its send lock outlives the jobs it runs, so a control message
+    of a job that is ending can never interleave with the next job's messages on the same socket."""
+
+    def __init__(self) -> None:
+        # A fresh interpreter running `_worker_main`. Not multiprocessing's fork (unsafe next to grpc's threads)
+        # nor its spawn (which re-imports the embedding script's __main__): a plain child process that inherits
+        # one end of a socket pair, over which multiprocessing's Connection pickles messages.
+        parent, child = socket.socketpair()
+        self.process = subprocess.Popen([sys.executable, "-m", "qopemu.engine.worker", str(child.fileno())],
+                                        pass_fds=(child.fileno(),))
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.send_lock = threading.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def retire(self) -> None:
+        """Kill the process, reap it and close the connection, so that neither a process nor a descriptor leaks."""
+        self.process.kill()
+        self.process.wait()
+        self.conn.close()
+
+
 class Execution:
     """The server's handle on one job running in a worker: control it, and wait for its outcome."""
 
-    def __init__(self, process, conn, sink: JobSink, on_exit: Callable[["Execution"], None]):
-        self._process = process
-        self._conn = conn
+    def __init__(self, worker: _Worker, sink: JobSink, on_exit: Callable[["Execution"], None]):
+        self._worker = worker
         self._sink = sink
         self._on_exit = on_exit
-        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()  # halted / released: a late halt must never kill the next job's worker
         self._paused = False
         self._halted = False
+        self._released = False
         self._outcome: Outcome | None = None
         self._started = threading.Event()
         self._finished = threading.Event()
         self._reader = threading.Thread(target=self._read, name="job-reader", daemon=True)
 
     def _begin(self, request: JobRequest) -> None:
-        self._send(("run", request))
+        if not self._send(("run", request)):
+            raise OSError("the worker process did not take the job")
         self._reader.start()
 
     def _send(self, message) -> bool:
-        with self._send_lock:
+        with self._worker.send_lock:
+            if self._released:  # the worker may already run another job
+                return False
             try:
-                self._conn.send(message)
+                self._worker.conn.send(message)
                 return True
             except (OSError, EOFError, BrokenPipeError):
                 return False
 
     def _read(self) -> None:
         results = self._sink.results
+        conn = self._worker.conn
         outcome = None
         simulated = (None, None)
         try:
             while outcome is None:
-                message = self._conn.recv()
+                message = conn.recv()
                 kind = message[0]
                 if kind == "values":
                     results.add_values(*message[1:])
@@ -143,7 +171,7 @@ class Execution:
                     self._sink.on_io(message[1], message[2])
                 elif kind == "simulated":
                     columns, rows, report = message[1:]
-                    simulated = PackedSamples(columns, rows, self._conn.recv_bytes()), report
+                    simulated = PackedSamples(columns, rows, conn.recv_bytes()), report
                 elif kind == "done":
                     outcome = Outcome("completed", duration_ns=message[1], statements=message[2],
                                       samples=simulated[0], waveform_report=simulated[1])
@@ -154,25 +182,29 @@ class Execution:
                 outcome = Outcome("halted")
             else:
                 try:
-                    code = self._process.wait(1)
+                    code = self._worker.process.wait(1)
                 except subprocess.TimeoutExpired:
                     code = None
                 outcome = Outcome("error", [f"the worker process running the job died (exit code {code})"])
         except Exception as exc:  # results refused the data (memory cap) or could not process it
             self._kill()
             outcome = Outcome("error", [str(exc)])
+        with self._worker.send_lock, self._lock:
+            # From here on nothing reaches this worker on this job's behalf, and a halt cannot kill it.
+            self._released = True
+            reusable = outcome.status == "completed" and not self._halted and self._worker.alive
         self._outcome = outcome
         self._finished.set()
         self._started.set()
-        self._on_exit(self)
+        self._on_exit(self._worker, reusable)
 
-    def _kill(self) -> None:
-        self._halted = True
-        self._process.kill()
-
-    @property
-    def reusable(self) -> bool:
-        return self._outcome is not None and self._outcome.status == "completed" and self._process.poll() is None
+    def _kill(self) -> bool:
+        with self._lock:
+            if self._released:
+                return False
+            self._halted = True
+            self._worker.process.kill()
+            return True
 
     def wait_started(self) -> bool:
         """Block until the program really runs in the worker; False if the execution ended before."""
@@ -184,9 +216,8 @@ class Execution:
         return self._outcome
 
     def halt(self) -> bool:
-        if self._finished.is_set():
+        if not self._kill():
             return False
-        self._kill()
         self._finished.wait(5)
         return True
 
@@ -212,62 +243,54 @@ class WorkerPool:
 
     def __init__(self, size: int):
         self._size = max(1, size)
-        self._idle: list[tuple[Any, Any]] = []
+        self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
         for _ in range(self._size):
-            self._idle.append(self._spawn())
-
-    @staticmethod
-    def _spawn():
-        """A fresh interpreter running `_worker_main`. Not multiprocessing's fork (unsafe next to grpc's threads)
-        nor its spawn (which re-imports the embedding script's __main__): a plain child process that inherits
-        one end of a socket pair, over which multiprocessing's Connection pickles messages."""
-        parent, child = socket.socketpair()
-        process = subprocess.Popen([sys.executable, "-m", "qopemu.engine.worker", str(child.fileno())],
-                                   pass_fds=(child.fileno(),))
-        child.close()
-        return process, Connection(parent.detach())
+            self._idle.append(_Worker())
 
     def start(self, request: JobRequest, sink: JobSink) -> Execution:
         with self._lock:
             while self._idle:
-                process, conn = self._idle.pop()
-                if process.poll() is None:
+                worker = self._idle.pop()
+                if worker.alive:
                     break
+                worker.retire()
             else:
-                process, conn = self._spawn()
-        execution = Execution(process, conn, sink, self._release)
-        execution._begin(request)
+                worker = None
+        worker = worker or _Worker()
+        execution = Execution(worker, sink, self._release)
+        try:
+            execution._begin(request)
+        except Exception:  # the request did not reach the worker (it died, or the request does not pickle)
+            worker.retire()
+            raise
         return execution
 
-    def _release(self, execution: Execution) -> None:
+    def _release(self, worker: _Worker, reusable: bool) -> None:
         with self._lock:
-            if self._closed:
-                execution._process.kill()
+            if reusable and not self._closed and len(self._idle) < self._size:
+                self._idle.append(worker)
                 return
-            if execution.reusable and len(self._idle) < self._size:
-                self._idle.append((execution._process, execution._conn))
-                return
-        execution._process.kill()
+        worker.retire()
         if not self._closed:
             # Replace the worker off the job's thread: spawning takes a few hundred ms.
             threading.Thread(target=self._refill, daemon=True).start()
 
     def _refill(self) -> None:
-        worker = self._spawn()
+        worker = _Worker()
         with self._lock:
             if not self._closed and len(self._idle) < self._size:
                 self._idle.append(worker)
                 return
-        worker[0].kill()
+        worker.retire()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for process, _ in idle:
-            process.kill()
+        for worker in idle:
+            worker.retire()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -355,10 +378,14 @@ class _WorkerHost:
                 self._conn.send_bytes(raw)
 
     def flush(self) -> None:
-        with self._lock:
-            batches, self._values, self._buffered = self._values, {}, 0
-        for (tag, kind), (values, stamps) in batches.items():
-            self._send(("values", tag, kind, np.array(values, dtype=_DTYPES[kind]), np.array(stamps, dtype=np.int64)))
+        # Swap and send under the send lock: two flushes (the periodic one and one before a pause) must not
+        # interleave, or values would reach the server out of order, or after the "paused" that follows them.
+        with self._send_lock:
+            with self._lock:
+                batches, self._values, self._buffered = self._values, {}, 0
+            for (tag, kind), (values, stamps) in batches.items():
+                self._conn.send(("values", tag, kind, np.array(values, dtype=_DTYPES[kind]),
+                                 np.array(stamps, dtype=np.int64)))
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(_FLUSH_INTERVAL_S):
@@ -390,8 +417,18 @@ def _run(request: JobRequest, host: _WorkerHost):
     return summary
 
 
+def _exit_with_parent() -> None:
+    """A worker whose server is gone (killed, crashed) stops too, even in the middle of a program."""
+    parent = os.getppid()
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
 def _worker_main(conn) -> None:
     """Run jobs sent over `conn`, one after the other, until the pipe closes."""
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     while True:
         try:
             message = conn.recv()
