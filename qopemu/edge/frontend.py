@@ -36,28 +36,28 @@ NOT_SUPPORTED = "not supported by qopemu yet: "
 def job_status(job: Job, position: int | None) -> frontend_pb2.JobExecutionStatus:
     """A job's state as the client's `JobExecutionStatus` oneof; every time field it can read is filled."""
     status = frontend_pb2.JobExecutionStatus()
-    state = job.status
-    if state is JobStatus.PENDING:
+    state = job.snapshot()
+    if state.status is JobStatus.PENDING:
         part = status.pending
         part.positionInQueue = position or 0
-    elif state is JobStatus.LOADING:
+    elif state.status is JobStatus.LOADING:
         part = status.loading
-    elif state is JobStatus.RUNNING:
+    elif state.status is JobStatus.RUNNING:
         part = status.running
-        part.timeStarted.FromDatetime(job.time_started)
-    elif state is JobStatus.COMPLETED:
+        part.timeStarted.FromDatetime(state.time_started)
+    elif state.status is JobStatus.COMPLETED:
         part = status.completed
-        part.timeStarted.FromDatetime(job.time_started)
-        part.timeCompleted.FromDatetime(job.time_ended)
-    elif state is JobStatus.CANCELED:
+        part.timeStarted.FromDatetime(state.time_started)
+        part.timeCompleted.FromDatetime(state.time_ended)
+    elif state.status is JobStatus.CANCELED:
         part = status.canceled
-        part.timeCanceled.FromDatetime(job.time_ended)
+        part.timeCanceled.FromDatetime(state.time_ended)
     else:
         status.error.addedBy = job.added_by
-        status.error.errorMessages.extend(job.error_messages)
+        status.error.errorMessages.extend(state.error_messages)
         return status
     part.addedBy = job.added_by
-    part.timeAdded.FromDatetime(job.time_added)
+    part.timeAdded.FromDatetime(state.time_added)
     return status
 
 

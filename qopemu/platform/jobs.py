@@ -57,6 +57,15 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@dataclass(frozen=True)
+class JobState:
+    status: JobStatus
+    time_added: datetime
+    time_started: datetime | None
+    time_ended: datetime | None
+    error_messages: tuple[str, ...]
+
+
 @dataclass(eq=False)
 class Job:
     id: str
@@ -75,17 +84,27 @@ class Job:
     outcome: Any = None  # the engine's Outcome: hardware time, statements; for simulations the output samples
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
-    def _move(self, allowed: tuple[JobStatus, ...], to: JobStatus) -> bool:
+    def _move(self, allowed: tuple[JobStatus, ...], to: JobStatus, messages: list[str] | None = None) -> bool:
         with self._changed:
             if self.status not in allowed:
                 return False
-            self.status = to
+            # Times and messages first: readers take a snapshot under this lock, but never see a state whose
+            # timestamp is not set yet.
             if to is JobStatus.RUNNING:
                 self.time_started = now()
             elif to.is_final:
                 self.time_ended = now()
+            if messages is not None:
+                self.error_messages = list(messages)
+            self.status = to
             self._changed.notify_all()
             return True
+
+    def snapshot(self) -> "JobState":
+        """The job's state, times and messages, read together."""
+        with self._changed:
+            return JobState(self.status, self.time_added, self.time_started, self.time_ended,
+                            tuple(self.error_messages))
 
     def load(self) -> bool:
         return self._move((JobStatus.PENDING,), JobStatus.LOADING)
@@ -101,11 +120,7 @@ class Job:
         return self._move((JobStatus.PENDING, JobStatus.LOADING, JobStatus.RUNNING), JobStatus.CANCELED)
 
     def fail(self, messages: list[str]) -> bool:
-        with self._changed:
-            if self.status.is_final:
-                return False
-            self.error_messages = list(messages)
-        return self._move((JobStatus.PENDING, JobStatus.LOADING, JobStatus.RUNNING), JobStatus.ERROR)
+        return self._move((JobStatus.PENDING, JobStatus.LOADING, JobStatus.RUNNING), JobStatus.ERROR, messages)
 
     def wait_final(self, timeout: float | None = None) -> bool:
         with self._changed:
