@@ -5,8 +5,9 @@ Example `qopemu.toml` (every key is optional)::
     host = "127.0.0.1"
     port = 9510
     workers = 2                   # warm worker processes that run jobs
-    results_memory_cap_mb = 1024  # per job; a job saving more fails with a clear error
+    results_memory_cap_mb = 1024  # per job (results, or a simulation's samples); more fails with a clear error
     realtime = false              # pace jobs to the hardware time they represent
+    simulation_timeout_s = 120    # a simulation that computes longer without reaching its duration fails
 
     [[controllers]]               # default: one OPX+ named con1
     name = "con1"
@@ -23,7 +24,7 @@ Example `qopemu.toml` (every key is optional)::
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -65,6 +66,7 @@ class Settings:
     workers: int = 2
     results_memory_cap_mb: int = 1024
     realtime: bool = False
+    simulation_timeout_s: float = 120.0
     inputs: InputSettings = InputSettings()
 
 
@@ -85,22 +87,72 @@ def load(path: str | Path | None = None, **overrides) -> Settings:
 
 
 def from_dict(data: dict) -> Settings:
-    known = {"host", "port", "controllers", "users", "workers", "results_memory_cap_mb", "realtime", "inputs"}
+    """Settings from plain data (a parsed TOML file); every wrong key or value is refused, naming it."""
+    known = {f.name for f in fields(Settings)}
     unknown = set(data) - known
     if unknown:
         raise SettingsError(f"unknown settings key(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
     values = dict(data)
-    try:
-        if "controllers" in values:
-            controllers = tuple(ControllerSpec(**c) for c in values["controllers"])
-            names = [c.name for c in controllers]
-            if not controllers or len(set(names)) != len(names):
-                raise SettingsError(f"controllers must be a non-empty list of unique names, got {names}")
-            values["controllers"] = controllers
-        if "inputs" in values:
-            inputs = dict(values["inputs"])
-            inputs["loopback"] = tuple(tuple(c) for c in inputs.get("loopback", ()))
-            values["inputs"] = InputSettings(**inputs)
-        return Settings(**values)
-    except TypeError as exc:
-        raise SettingsError(f"bad settings: {exc}") from exc
+    _check(values, "host", str)
+    _check(values, "port", int, 0, 65535)
+    _check(values, "workers", int, 1, 64)
+    _check(values, "results_memory_cap_mb", int, 1)
+    _check(values, "realtime", bool)
+    _check(values, "simulation_timeout_s", (int, float), 0.001)
+    if "users" in values:
+        users = values["users"]
+        if not isinstance(users, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in users.items()):
+            raise SettingsError("users must map bearer tokens (strings) to user ids (strings)")
+    if "controllers" in values:
+        values["controllers"] = tuple(_controller(c, i) for i, c in enumerate(values["controllers"]))
+        names = [c.name for c in values["controllers"]]
+        if not names or len(set(names)) != len(names):
+            raise SettingsError(f"controllers must be a non-empty list of unique names, got {names}")
+    if "inputs" in values:
+        values["inputs"] = _inputs(values["inputs"])
+    return Settings(**values)
+
+
+def _check(values: dict, key: str, kind, low: float | None = None, high: float | None = None, where: str = "") -> None:
+    if key not in values:
+        return
+    value = values[key]
+    # bool is an int in Python: a number key must not take true/false, nor a bool key a number.
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+        expected = kind.__name__ if isinstance(kind, type) else "a number"
+        raise SettingsError(f"{where}{key} must be {expected}, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise SettingsError(f"{where}{key} must be between {low} and {high}, got {value!r}" if high is not None
+                            else f"{where}{key} must be at least {low}, got {value!r}")
+
+
+def _controller(data, index: int) -> ControllerSpec:
+    where = f"controllers[{index}]."
+    if not isinstance(data, dict):
+        raise SettingsError(f"controllers[{index}] must be a table, got {data!r}")
+    unknown = set(data) - {f.name for f in fields(ControllerSpec)}
+    if unknown:
+        raise SettingsError(f"unknown key(s) in controllers[{index}]: {', '.join(sorted(unknown))}")
+    _check(data, "name", str, where=where)
+    for key in ("analog_outputs", "analog_inputs", "digital_outputs", "digital_inputs", "cores"):
+        _check(data, key, int, 0, 64, where=where)
+    return ControllerSpec(**data)
+
+
+def _inputs(data) -> InputSettings:
+    if not isinstance(data, dict):
+        raise SettingsError(f"inputs must be a table, got {data!r}")
+    unknown = set(data) - {f.name for f in fields(InputSettings)}
+    if unknown:
+        raise SettingsError(f"unknown key(s) in inputs: {', '.join(sorted(unknown))}")
+    _check(data, "noise_std", (int, float), 0, where="inputs.")
+    _check(data, "latency_ns", int, 0, where="inputs.")
+    wires = []
+    for wire in data.get("loopback", ()):
+        if not (isinstance(wire, (list, tuple)) and len(wire) == 4 and isinstance(wire[0], str)
+                and isinstance(wire[2], str) and all(isinstance(w, int) and not isinstance(w, bool) and w > 0
+                                                     for w in (wire[1], wire[3]))):
+            raise SettingsError(f"inputs.loopback entries are [from controller, analog output, to controller, "
+                                f"analog input], got {wire!r}")
+        wires.append(tuple(wire))
+    return InputSettings(**{**data, "loopback": tuple(wires)})

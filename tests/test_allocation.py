@@ -9,15 +9,17 @@ from qm.api.models.capabilities import QopCaps, ServerCapabilities
 from qm.program import load_config
 
 from configs import single_element_config
+from qopemu import qmconfig
+from qopemu.platform.errors import MachineNotFound, PhysicalRefused
 from qopemu.platform.hardware import Hardware
-from qopemu.platform.machines import Machines, OpenRefused
+from qopemu.platform.machines import Machines
 from qopemu.settings import ControllerSpec
 
 CAPS = ServerCapabilities(QopCaps.qop2_caps())
 
 
-def pb(config: dict):
-    return load_config(config, capabilities=CAPS)
+def model(config: dict) -> qmconfig.QmConfig:
+    return qmconfig.from_pb(load_config(config, capabilities=CAPS))
 
 
 @pytest.fixture
@@ -29,30 +31,30 @@ def machines():
 
 
 def test_shareable_needs_both_sides(machines):
-    machines.open(pb(single_element_config({1: {"shareable": True}})), False, "a")
-    machines.open(pb(single_element_config({1: {"shareable": True}})), False, "b")
-    with pytest.raises(OpenRefused) as refused:
-        machines.open(pb(single_element_config({1: {"shareable": False}})), False, "c")
-    problems = refused.value.physical_problems
+    machines.open(model(single_element_config({1: {"shareable": True}})), False)
+    machines.open(model(single_element_config({1: {"shareable": True}})), False)
+    with pytest.raises(PhysicalRefused) as refused:
+        machines.open(model(single_element_config({1: {"shareable": False}})), False)
+    problems = refused.value.problems
     assert len(problems) == 2  # one per holder
     assert all(p.path == "controllers.con1.analog_outputs.1" and p.group == "port-conflict" for p in problems)
 
 
 def test_core_accounting_and_release(machines):
-    first, _ = machines.open(pb(single_element_config({1: {}}, n_elements=10)), False, "a")
-    with pytest.raises(OpenRefused) as refused:
-        machines.open(pb(single_element_config({2: {}}, n_elements=9)), False, "b")
-    assert "needs 9 cores, 8 of 18 are free" in refused.value.physical_problems[0].message
+    first, _ = machines.open(model(single_element_config({1: {}}, n_elements=10)), False)
+    with pytest.raises(PhysicalRefused) as refused:
+        machines.open(model(single_element_config({2: {}}, n_elements=9)), False)
+    assert "needs 9 cores, 8 of 18 are free" in refused.value.problems[0].message
     machines.close(first.id)
-    machines.open(pb(single_element_config({2: {}}, n_elements=9)), False, "b")
+    machines.open(model(single_element_config({2: {}}, n_elements=9)), False)
 
 
 def test_close_others_closes_port_holders_then_core_users_oldest_first(machines):
-    old, _ = machines.open(pb(single_element_config({1: {}}, n_elements=8)), False, "a")
-    mid, _ = machines.open(pb(single_element_config({2: {}}, n_elements=8)), False, "a")
-    young, _ = machines.open(pb(single_element_config({3: {}}, n_elements=1)), False, "a")
+    old, _ = machines.open(model(single_element_config({1: {}}, n_elements=8)), False)
+    mid, _ = machines.open(model(single_element_config({2: {}}, n_elements=8)), False)
+    young, _ = machines.open(model(single_element_config({3: {}}, n_elements=1)), False)
     # needs port 3 (held by young) and 10 cores (1 free + 1 from young + 8 from old)
-    new, closed = machines.open(pb(single_element_config({3: {}}, n_elements=10)), True, "b")
+    new, closed = machines.open(model(single_element_config({3: {}}, n_elements=10)), True)
     assert closed == [young.id, old.id]
     assert machines.list() == [mid.id, new.id]
 
@@ -62,8 +64,8 @@ def test_concurrent_opens_never_double_allocate(machines):
 
     def open_port_one():
         try:
-            winners.append(machines.open(pb(single_element_config({1: {}})), False, "x")[0])
-        except OpenRefused as exc:
+            winners.append(machines.open(model(single_element_config({1: {}})), False)[0])
+        except PhysicalRefused as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=open_port_one) for _ in range(16)]
@@ -75,5 +77,5 @@ def test_concurrent_opens_never_double_allocate(machines):
 
 
 def test_unknown_qm(machines):
-    with pytest.raises(KeyError, match="qm-nope"):
+    with pytest.raises(MachineNotFound, match="qm-nope"):
         machines.close("qm-nope")

@@ -171,3 +171,18 @@ def test_a_second_server_on_a_used_port_fails_loudly(server):
 
     with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{server.port}"):
         qopemu.Server(port=server.port).start()
+
+
+@pytest.mark.parametrize("bad, named", [
+    ({"port": "9510"}, "port must be int"),
+    ({"workers": 0}, "workers must be between 1 and 64"),
+    ({"realtime": 1}, "realtime must be bool"),
+    ({"controllers": [{"name": "con1", "cores": "18"}]}, "controllers[0].cores must be int"),
+    ({"controllers": [{"name": "con1", "ports": 3}]}, "unknown key(s) in controllers[0]: ports"),
+    ({"inputs": {"loopback": [["con1", 1, "con1"]]}}, "inputs.loopback entries"),
+    ({"users": {"token": 7}}, "users must map"),
+])
+def test_every_bad_setting_is_named(bad, named):
+    with pytest.raises(settings.SettingsError) as refused:
+        settings.from_dict(bad)
+    assert named in str(refused.value)

@@ -68,18 +68,17 @@ def test_duration_is_in_clock_cycles_and_flags_are_read():
     spec = parse_simulation_request(request_for(SimulationConfig(duration=250, include_analog_waveforms=True)))
     assert spec.duration_ns == 1000
     assert spec.include_analog and not spec.include_digital
-    assert spec.controller_connections == []
 
 
 def test_no_interface(config):
-    source = parse_simulation_request(request_for(SimulationConfig(duration=10))).input_source_factory(config)
+    source = parse_simulation_request(request_for(SimulationConfig(duration=10))).inputs.model(config).build(config)
     assert isinstance(source, NoInputs) and source.noise_std == 0.0
 
 
 def test_loopback_port_tuples(config):
     interface = LoopbackInterface([("con1", 5, "con1", 2)], latency=40, noisePower=0.01)
     source = parse_simulation_request(request_for(SimulationConfig(duration=10, simulation_interface=interface)))
-    loopback = source.input_source_factory(config)
+    loopback = source.inputs.model(config).build(config)
     assert isinstance(loopback, Loopback)
     assert loopback.latency_ns == 40 and loopback.noise_std == pytest.approx(0.1)
     loopback.record(PlayEvent("flux", "const", "const", 0, 40, None, 0.0, 0.0))
@@ -91,20 +90,20 @@ def test_loopback_port_tuples(config):
 def test_loopback_element_tuples_resolve_through_the_config(config):
     interface = LoopbackInterface([("qubit", "rr", 2)])
     spec = parse_simulation_request(request_for(SimulationConfig(duration=10, simulation_interface=interface)))
-    loopback = spec.input_source_factory(config)
+    loopback = spec.inputs.model(config).build(config)
     loopback.record(PlayEvent("qubit", "x", "iq_const", 0, 40, None, 0.0, 0.0))
     # input 2 of rr is out2 = con1 input 2; the sender's second port is its Q output (0 V for this pulse)
     assert loopback.samples("con1", 2, 0, 100) is not None
     bad = parse_simulation_request(request_for(SimulationConfig(
         duration=10, simulation_interface=LoopbackInterface([("qubit", "nowhere", 1)]))))
     with pytest.raises(ValueError, match="nowhere"):
-        bad.input_source_factory(config)
+        bad.inputs.model(config).build(config)
 
 
 def test_raw_interface(config):
     interface = RawInterface([("con1", 1, [0.2] * 50)], noisePower=0.0)
     spec = parse_simulation_request(request_for(SimulationConfig(duration=10, simulation_interface=interface)))
-    raw = spec.input_source_factory(config)
+    raw = spec.inputs.model(config).build(config)
     assert isinstance(raw, RawInputs)
     assert np.allclose(raw.samples("con1", 1, 40, 20), [0.2] * 10 + [0.0] * 10)
 

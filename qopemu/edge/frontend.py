@@ -11,27 +11,19 @@ import logging
 
 import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
-from qm.grpc.qm.pb import (
-    compiler_pb2,
-    frontend_pb2,
-    frontend_pb2_grpc,
-    general_messages_pb2,
-    inc_qm_api_pb2,
-    qm_manager_pb2,
-)
+from qm.grpc.qm.pb import frontend_pb2, frontend_pb2_grpc, inc_qm_api_pb2, qm_manager_pb2
 
 from qopemu import __version__, qmconfig
 from qopemu.edge.identity import Identity
 from qopemu.edge.simulation import SimulationHandler
 from qopemu.platform.jobs import Job, JobStatus
-from qopemu.platform.machines import MachineNotFound, OpenRefused
-from qopemu.platform.qop import JobNotFound, Qop, Refused
+from qopemu.edge.errors import (NOT_SUPPORTED, compiler_messages, config_messages, error_messages,
+                                physical_messages)
+from qopemu.platform.errors import JobNotFound, PhysicalRefused, Refused
+from qopemu.platform.qop import Qop
 from qopemu.platform.queue import JobFilter
 
 log = logging.getLogger(__name__)
-
-NOT_SUPPORTED = "not supported by qopemu yet: "
-
 
 def job_status(job: Job, position: int | None) -> frontend_pb2.JobExecutionStatus:
     """A job's state as the client's `JobExecutionStatus` oneof; every time field it can read is filled."""
@@ -70,12 +62,8 @@ def job_filter(request: frontend_pb2.JobQueryParams) -> JobFilter:
     )
 
 
-def _compiler_messages(messages: list[str]) -> list[compiler_pb2.CompilerMessage]:
-    return [compiler_pb2.CompilerMessage(message=m, level=0) for m in messages]
-
-
-def _errors(messages: list[str]) -> list[general_messages_pb2.ErrorMessage]:
-    return [general_messages_pb2.ErrorMessage(code=1, message=m) for m in messages]
+def _at_start(request) -> bool:
+    return request.HasField("queuePosition") and request.queuePosition.WhichOneof("position") == "start"
 
 
 class FrontendService(frontend_pb2_grpc.FrontendServicer):
@@ -108,24 +96,18 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
     # -- machines -----------------------------------------------------------------------------------------------
 
     def OpenQuantumMachine(self, request, context):
-        user = self._identity.caller(context)
         # The 1.4 client sends `always` for close_other_machines=True and for its default, `never` for False.
+        # keep_dc_offsets_when_closing changes nothing here: a closed QM's outputs are not emulated.
         close_others = request.WhichOneof("oneOfCloseOtherMachines") != "never"
         try:
-            qm, closed = self._qop.machines.open(request.config, close_others, user,
-                                                 request.keep_dc_offsets_when_closing)
-        except OpenRefused as exc:
-            return qm_manager_pb2.OpenQuantumMachineResponse(
-                success=False,
-                configValidationErrors=[
-                    qm_manager_pb2.ConfigValidationMessage(message=p.message, group=p.group, path=p.path)
-                    for p in exc.config_problems
-                ],
-                physicalValidationErrors=[
-                    qm_manager_pb2.PhysicalValidationMessage(message=p.message, group=p.group, path=p.path)
-                    for p in exc.physical_problems
-                ],
-            )
+            qm, closed = self._qop.open_qm(request.config, close_others)
+        except qmconfig.ConfigError as exc:
+            return qm_manager_pb2.OpenQuantumMachineResponse(success=False,
+                                                             configValidationErrors=config_messages(exc.problems))
+        except PhysicalRefused as exc:
+            return qm_manager_pb2.OpenQuantumMachineResponse(success=False,
+                                                             physicalValidationErrors=physical_messages(exc.problems))
+        log.info("%s opened %s", self._identity.caller(context), qm.id)
         warnings = [qm_manager_pb2.OpenQmWarning(code=0, message=f"closed quantum machine {qm_id} "
                                                                  "(close_other_machines=True)") for qm_id in closed]
         return qm_manager_pb2.OpenQuantumMachineResponse(machineID=qm.id, success=True, openQmWarnings=warnings)
@@ -136,15 +118,15 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
     def GetQuantumMachine(self, request, context):
         try:
             qm = self._qop.machines.get(request.machineID)
-        except MachineNotFound as exc:
-            return qm_manager_pb2.GetQuantumMachineResponse(success=False, errors=_errors([str(exc)]))
+        except Refused as exc:
+            return qm_manager_pb2.GetQuantumMachineResponse(success=False, errors=error_messages(exc.messages))
         return qm_manager_pb2.GetQuantumMachineResponse(machineID=qm.id, config=qm.config.pb, success=True)
 
     def CloseQuantumMachine(self, request, context):
         try:
             self._qop.machines.close(request.machineID)
-        except MachineNotFound as exc:
-            return qm_manager_pb2.CloseQuantumMachineResponse(success=False, errors=_errors([str(exc)]))
+        except Refused as exc:
+            return qm_manager_pb2.CloseQuantumMachineResponse(success=False, errors=error_messages(exc.messages))
         return qm_manager_pb2.CloseQuantumMachineResponse(success=True)
 
     def CloseAllQuantumMachines(self, request, context):
@@ -155,35 +137,29 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
 
     def AddToQueue(self, request, context):
         user = self._identity.caller(context)
-        at_start = request.queuePosition.WhichOneof("position") == "start" if request.HasField("queuePosition") \
-            else False
         try:
-            job = self._qop.add(request.quantumMachineId, request.highLevelProgram, user, at_start)
-        except (Refused, MachineNotFound) as exc:
-            messages = exc.messages if isinstance(exc, Refused) else [str(exc)]
-            for message in messages:
+            job = self._qop.add(request.quantumMachineId, request.highLevelProgram, user, _at_start(request))
+        except Refused as exc:
+            for message in exc.messages:
                 log.info("AddToQueue refused for %s: %s", user, message)
-            return frontend_pb2.AddToQueueResponse(ok=False, messages=_compiler_messages(messages))
+            return frontend_pb2.AddToQueueResponse(ok=False, messages=compiler_messages(exc.messages))
         return frontend_pb2.AddToQueueResponse(ok=True, jobId=job.id)
 
     def Compile(self, request, context):
         try:
             program_id = self._qop.compile(request.quantumMachineId, request.highLevelProgram)
-        except (Refused, MachineNotFound) as exc:
-            messages = exc.messages if isinstance(exc, Refused) else [str(exc)]
-            return frontend_pb2.CompileResponse(ok=False, messages=_compiler_messages(messages))
+        except Refused as exc:
+            return frontend_pb2.CompileResponse(ok=False, messages=compiler_messages(exc.messages))
         return frontend_pb2.CompileResponse(ok=True, programId=program_id)
 
     def AddCompiledToQueue(self, request, context):
         user = self._identity.caller(context)
         overrides = {name: list(w.samples) for name, w in request.executionOverrides.waveforms.items()}
-        at_start = request.queuePosition.WhichOneof("position") == "start" if request.HasField("queuePosition") \
-            else False
         try:
-            job = self._qop.add_compiled(request.quantumMachineId, request.programId, user, overrides, at_start)
-        except (Refused, MachineNotFound) as exc:
-            messages = exc.messages if isinstance(exc, Refused) else [str(exc)]
-            return frontend_pb2.AddCompiledToQueueResponse(ok=False, errors=_errors(messages))
+            job = self._qop.add_compiled(request.quantumMachineId, request.programId, user, overrides,
+                                         _at_start(request))
+        except Refused as exc:
+            return frontend_pb2.AddCompiledToQueueResponse(ok=False, errors=error_messages(exc.messages))
         return frontend_pb2.AddCompiledToQueueResponse(ok=True, jobId=job.id)
 
     def GetPendingJobs(self, request, context):
@@ -207,7 +183,7 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
     def _machine_call(self, context, method, *args):
         try:
             return method(*args)
-        except MachineNotFound as exc:
+        except Refused as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
 
     # -- jobs ---------------------------------------------------------------------------------------------------
@@ -267,10 +243,10 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
             else:
                 change = _config_change(request, which)
                 if change is None:
-                    return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=_errors([NOT_SUPPORTED + f"{which}"]))
+                    return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=error_messages([NOT_SUPPORTED + which]))
                 self._qop.change_config(request.quantumMachineId, change)
-        except (MachineNotFound, Refused) as exc:
-            return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=_errors([str(exc)]))
+        except Refused as exc:
+            return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=error_messages(exc.messages))
         return inc_qm_api_pb2.HighQmApiResponse(ok=True)
 
     def RequestData(self, request, context):
@@ -278,8 +254,8 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
         for io_request in request.io_value_Request:
             try:
                 values = self._qop.get_io(io_request.quantumMachineId)
-            except MachineNotFound as exc:
-                return frontend_pb2.QmDataResponse(success=False, errors=_errors([str(exc)]))
+            except Refused as exc:
+                return frontend_pb2.QmDataResponse(success=False, errors=error_messages(exc.messages))
             value = values.get(io_request.io_number, 0)
             item = response.io_value_response.add()
             item.request.CopyFrom(io_request)

@@ -24,12 +24,15 @@ import numpy as np
 from numpy.lib.recfunctions import repack_fields
 from google.protobuf.struct_pb2 import Struct
 
-from qm.grpc.qm.pb import compiler_pb2, frontend_pb2, general_messages_pb2, job_results_pb2, qm_manager_pb2
+from qm.grpc.qm.pb import frontend_pb2, job_results_pb2
 
-from qopemu.engine.inputs import InputSource, noise_std_from_power
+from qopemu.engine.inputs import noise_std_from_power
 from qopemu.engine.worker import InputModel
 from qopemu.engine.waveforms import PackedSamples
-from qopemu.platform.qop import ConfigRefused, JobNotFound, Qop, Refused
+from qopemu import qmconfig
+from qopemu.edge.errors import compiler_messages, config_messages
+from qopemu.platform.errors import JobNotFound, Refused
+from qopemu.platform.qop import Qop
 from qopemu.qmconfig import QmConfig
 
 # Data chunk size. 64 KiB chunks work, but per-message costs then dominate a pull: 1 MiB chunks pull 400 us of
@@ -39,23 +42,10 @@ CLOCK_NS = 4
 
 
 @dataclass(frozen=True)
-class ControllerConnection:
-    """An inter-OPX link of a multi-controller simulation: `kind` "address" (source/target are `left` flags) or
-    "channel" (source/target are channel numbers)."""
-
-    kind: str
-    source_controller: str
-    source: int | bool
-    target_controller: str
-    target: int | bool
-
-
-@dataclass(frozen=True)
 class InputWiring:
     """What the request wires into the analog inputs, as plain (picklable) data.
 
-    Calling it with the config builds the engine's input source; `model(config)` gives the worker's `InputModel`,
-    with element wires resolved to ports. `wires` are the loopback connections as sent (6 numbers, FEMs ignored on
+    `model(config)` gives the worker's `InputModel`, with element wires resolved to ports. `wires` are the loopback connections as sent (6 numbers, FEMs ignored on
     an OPX+); `raw` maps (controller, input port) to its samples."""
 
     noise_std: float = 0.0
@@ -66,9 +56,6 @@ class InputWiring:
     def model(self, config: QmConfig) -> InputModel:
         loopback = tuple(_resolve_wire(config, wire) for wire in self.wires)
         return InputModel(noise_std=self.noise_std, loopback=loopback, latency_ns=self.latency_ns, raw=self.raw)
-
-    def __call__(self, config: QmConfig) -> InputSource:
-        return self.model(config).build(config)
 
 
 @dataclass(frozen=True)
@@ -82,8 +69,7 @@ class SimulationSpec:
     duration_ns: int
     include_analog: bool
     include_digital: bool
-    input_source_factory: InputWiring  # (config) -> InputSource
-    controller_connections: list[ControllerConnection]
+    inputs: InputWiring
 
 
 def parse_simulation_request(request: frontend_pb2.SimulationRequest) -> SimulationSpec:
@@ -92,8 +78,7 @@ def parse_simulation_request(request: frontend_pb2.SimulationRequest) -> Simulat
         duration_ns=CLOCK_NS * int(simulate.duration),
         include_analog=bool(simulate.includeAnalogWaveforms),
         include_digital=bool(simulate.includeDigitalWaveforms),
-        input_source_factory=_input_wiring(simulate.simulationInterface),
-        controller_connections=[_controller_connection(c) for c in request.controllerConnections],
+        inputs=_input_wiring(simulate.simulationInterface),
     )
 
 
@@ -148,16 +133,6 @@ def _resolve_wire(config: QmConfig, wire: tuple[str, int, int, str, int, int]) -
     return source.controller, source.number, target.controller, target.number
 
 
-def _controller_connection(connection: frontend_pb2.InterOpxConnection) -> ControllerConnection:
-    if connection.WhichOneof("connectionType") == "channelToChannel":
-        link = connection.channelToChannel
-        return ControllerConnection("channel", link.source.controller, int(link.source.channelNumber),
-                                    link.target.controller, int(link.target.channelNumber))
-    link = connection.addressToAddress
-    return ControllerConnection("address", link.source.controller, bool(link.source.left),
-                                link.target.controller, bool(link.target.left))
-
-
 def build_simulated_part(report: dict, include_analog: bool, include_digital: bool
                          ) -> frontend_pb2.SimulatedResponsePart:
     """The `simulated` part of the response. The waveform report goes inline when either include flag is set (an
@@ -206,15 +181,12 @@ class SimulationHandler:
         spec = parse_simulation_request(request)
         try:
             job = self._qop.simulate(request.config, request.highLevelProgram, user, duration_ns=spec.duration_ns,
-                                     inputs=spec.input_source_factory.model,
+                                     inputs=spec.inputs.model,
                                      waveform_report=spec.include_analog or spec.include_digital)
-        except ConfigRefused as exc:
-            return frontend_pb2.SimulationResponse(success=False, configValidationErrors=[
-                qm_manager_pb2.ConfigValidationMessage(message=p.message, group=p.group, path=p.path)
-                for p in exc.problems
-            ])
+        except qmconfig.ConfigError as exc:
+            return frontend_pb2.SimulationResponse(success=False, configValidationErrors=config_messages(exc.problems))
         except Refused as exc:
-            return frontend_pb2.SimulationResponse(success=False, messages=_errors(exc.messages))
+            return frontend_pb2.SimulationResponse(success=False, messages=compiler_messages(exc.messages))
         outcome = job.outcome
         if outcome is None or outcome.samples is None:
             problems = (outcome.messages if outcome is not None else []) or ["the simulation produced no samples"]
@@ -239,7 +211,3 @@ class SimulationHandler:
             return
         yield from stream_samples(outcome.samples, request.includeAnalog, request.includeDigital, job.id)
 
-
-def _errors(messages: list[str]) -> list[compiler_pb2.CompilerMessage]:
-    level = general_messages_pb2.MessageLevel.Message_LEVEL_ERROR
-    return [compiler_pb2.CompilerMessage(message=m, level=level) for m in messages]

@@ -16,6 +16,7 @@ Protobuf stays in this module.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 import numpy as np
@@ -84,6 +85,11 @@ class CompiledProgram:
 def compile_program(program_pb, config: QmConfig) -> CompiledProgram:
     """Validate `program_pb` (a `QuaProgram`) against `config` and compile it; raises `CompileError`."""
     return _Generator(program_pb, config).build()
+
+
+def program_digest(program_pb) -> bytes:
+    """Identifies a program by its content, so that one sent again can reuse its compiled form."""
+    return hashlib.blake2b(program_pb.SerializeToString(deterministic=True), digest_size=16).digest()
 
 
 @dataclass

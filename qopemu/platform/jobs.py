@@ -72,6 +72,7 @@ class Job:
     qm_id: str
     added_by: str
     program: Any  # engine.compiler.CompiledProgram
+    config: Any = None  # qmconfig.QmConfig the program was compiled against
     waveform_overrides: dict = field(default_factory=dict)
     is_simulation: bool = False
     time_added: datetime = field(default_factory=now)

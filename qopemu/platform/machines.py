@@ -22,42 +22,22 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from qopemu import qmconfig
+from qopemu.platform.errors import MachineNotFound, PhysicalRefused
 from qopemu.platform.hardware import Hardware
 from qopemu.platform.queue import JobQueue
 from qopemu.qmconfig import ConfigProblem, PortRef, QmConfig
 
 
-class OpenRefused(Exception):
-    """`open_qm` cannot go ahead; config problems (the config itself) and physical ones (the platform's state)."""
-
-    def __init__(self, config_problems: list[ConfigProblem], physical_problems: list[ConfigProblem]):
-        self.config_problems = config_problems
-        self.physical_problems = physical_problems
-        super().__init__("; ".join(p.message for p in config_problems + physical_problems))
-
-
-class MachineNotFound(KeyError):
-    def __init__(self, qm_id: str):
-        super().__init__(qm_id)
-        self.qm_id = qm_id
-
-    def __str__(self) -> str:
-        return f"quantum machine '{self.qm_id}' is not open"
-
-
 @dataclass(eq=False)
 class QuantumMachine:
     id: str
-    config: QmConfig
-    opened_by: str
-    keep_dc_offsets_when_closing: bool
+    config: QmConfig  # replaced as a whole by runtime settings (under `lock`)
     queue: JobQueue = field(default_factory=JobQueue)
     io_values: dict[int, Any] = field(default_factory=lambda: {1: 0, 2: 0})
     compiled_programs: dict[str, Any] = field(default_factory=dict)  # program id -> engine CompiledProgram
-    compile_cache: OrderedDict = field(default_factory=OrderedDict)  # program digest -> CompiledProgram
+    compile_cache: OrderedDict = field(default_factory=OrderedDict)  # program digest -> (config, CompiledProgram)
     runner: Any = None  # platform.scheduler.QmRunner
-    lock: threading.Lock = field(default_factory=threading.Lock)  # guards io_values and the program tables
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards config, io_values and program tables
 
     def cores_by_controller(self) -> dict[str, int]:
         return cores_by_controller(self.config)
@@ -86,29 +66,25 @@ class Machines:
         self._on_open = on_open  # starts the QM's job runner
         self._on_close = on_close  # stops its runner, cancels its jobs
         self._machines: dict[str, QuantumMachine] = {}  # insertion order = opening order
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._ids = itertools.count(int(time.time() * 1000))
 
-    def open(self, config_pb, close_others: bool, user: str, keep_dc_offsets_when_closing: bool = False
-             ) -> tuple[QuantumMachine, list[str]]:
-        """Open a QM; returns it and the ids of the QMs closed to make room. Raises OpenRefused."""
-        try:
-            config = qmconfig.from_pb(config_pb, self._hardware.port_counts())
-        except qmconfig.ConfigError as exc:
-            raise OpenRefused(exc.problems, []) from None
+    def open(self, config: QmConfig, close_others: bool) -> tuple[QuantumMachine, list[str]]:
+        """Open a QM on a validated config; returns it and the ids of the QMs closed to make room for it.
+        Raises PhysicalRefused when its ports or cores are not free (and close_others is False)."""
         with self._lock:
-            closed: list[str] = []
-            if close_others:
-                for qm in self._blocking(config):
-                    self._close_locked(qm.id)
-                    closed.append(qm.id)
-            physical = self._conflicts(config)
-            if physical:
-                raise OpenRefused([], physical)
-            qm = QuantumMachine(f"qm-{next(self._ids)}", config, user, keep_dc_offsets_when_closing)
+            closing = {qm.id for qm in self._blocking(config)} if close_others else set()
+            physical = self._conflicts(config, excluding=closing)
+            if physical:  # even closing the blocking QMs would not make room: close nothing
+                raise PhysicalRefused(physical)
+            closed = [self._machines.pop(qm_id) for qm_id in closing]
+            qm = QuantumMachine(f"qm-{next(self._ids)}", config)
             self._machines[qm.id] = qm
             self._on_open(qm)
-            return qm, closed
+        # Closing halts running jobs; it happens outside the lock that every request takes to find its QM.
+        for old in closed:
+            self._on_close(old)
+        return qm, [old.id for old in closed]
 
     def list(self) -> list[str]:
         with self._lock:
@@ -121,46 +97,42 @@ class Machines:
             raise MachineNotFound(qm_id)
         return qm
 
-    def all(self) -> list[QuantumMachine]:
-        with self._lock:
-            return list(self._machines.values())
-
     def close(self, qm_id: str) -> None:
         with self._lock:
-            self._close_locked(qm_id)
-
-    def close_all(self) -> list[str]:
-        with self._lock:
-            ids = list(self._machines)
-            for qm_id in ids:
-                self._close_locked(qm_id)
-            return ids
-
-    def _close_locked(self, qm_id: str) -> None:
-        qm = self._machines.pop(qm_id, None)
+            qm = self._machines.pop(qm_id, None)
         if qm is None:
             raise MachineNotFound(qm_id)
         self._on_close(qm)
 
+    def close_all(self) -> list[str]:
+        with self._lock:
+            closed, self._machines = list(self._machines.values()), {}
+        for qm in closed:
+            self._on_close(qm)
+        return [qm.id for qm in closed]
+
     # -- allocation ---------------------------------------------------------------------------------------------
 
-    def _port_conflicts(self, config: QmConfig) -> list[tuple[PortRef, QuantumMachine]]:
+    def _open_except(self, excluding: set[str]) -> list[QuantumMachine]:
+        return [qm for qm in self._machines.values() if qm.id not in excluding]
+
+    def _port_conflicts(self, config: QmConfig, excluding: set[str] = frozenset()
+                        ) -> list[tuple[PortRef, QuantumMachine]]:
         conflicts = []
         for ref, port in config.used_ports().items():
-            for qm in self._machines.values():
+            for qm in self._open_except(excluding):
                 held = qm.config.used_ports().get(ref)
                 if held is not None and not (port.shareable and held.shareable):
                     conflicts.append((ref, qm))
         return conflicts
 
     def _free_cores(self, controller: str, excluding: set[str] = frozenset()) -> int:
-        used = sum(qm.cores_by_controller().get(controller, 0)
-                   for qm in self._machines.values() if qm.id not in excluding)
+        used = sum(qm.cores_by_controller().get(controller, 0) for qm in self._open_except(excluding))
         return self._hardware.cores(controller) - used
 
-    def _conflicts(self, config: QmConfig) -> list[ConfigProblem]:
+    def _conflicts(self, config: QmConfig, excluding: set[str]) -> list[ConfigProblem]:
         problems = []
-        for ref, qm in self._port_conflicts(config):
+        for ref, qm in self._port_conflicts(config, excluding):
             mine = config.used_ports()[ref].shareable
             why = "its config does not mark it shareable" if mine else "this config does not mark it shareable"
             # The first sentence is the wording QM's own multi-user helper (py-qua-tools qm_session) matches.
@@ -171,10 +143,10 @@ class Machines:
                 "port-conflict",
             ))
         for controller, needed in cores_by_controller(config).items():
-            free = self._free_cores(controller)
+            free = self._free_cores(controller, excluding)
             if needed > free:
                 holders = ", ".join(f"{qm.id} ({qm.cores_by_controller()[controller]})"
-                                    for qm in self._machines.values() if qm.cores_by_controller().get(controller))
+                                    for qm in self._open_except(excluding) if qm.cores_by_controller().get(controller))
                 problems.append(ConfigProblem(
                     f"controllers.{controller}",
                     f"not enough cores on {controller}: this config needs {needed} cores, {free} of "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 from qopemu.platform.jobs import Job
 
@@ -39,17 +40,19 @@ class JobQueue:
         self._changed = threading.Condition()
         self._closed = False
 
-    def add(self, job: Job, at_start: bool = False) -> int:
-        """Queue `job`; returns its 1-based position."""
+    def add(self, make_job: Callable[[], Job], at_start: bool = False) -> Job:
+        """Queue the job `make_job` makes. It is made under the queue's lock, so that the ids it takes sort in the
+        order the jobs enter the queue, whatever other clients add at the same time."""
         with self._changed:
             if self._closed:
                 raise QueueClosed("the quantum machine is closed")
+            job = make_job()
             if at_start:
                 self._jobs.insert(0, job)
             else:
                 self._jobs.append(job)
             self._changed.notify_all()
-            return 1 if at_start else len(self._jobs)
+            return job
 
     def find(self, query: JobFilter) -> list[tuple[int, Job]]:
         with self._changed:
@@ -77,11 +80,10 @@ class JobQueue:
                     job.cancel()
             return removed
 
-    def pop_next(self, timeout: float | None = None) -> Job | None:
-        """The job at position 1, marked loading, once there is one; None on timeout. Raises QueueClosed."""
+    def pop_next(self) -> Job:
+        """The job at position 1, marked loading, once there is one. Raises QueueClosed."""
         with self._changed:
-            if not self._changed.wait_for(lambda: self._jobs or self._closed, timeout):
-                return None
+            self._changed.wait_for(lambda: self._jobs or self._closed)
             if self._closed:
                 raise QueueClosed("the quantum machine is closed")
             job = self._jobs.pop(0)

@@ -42,26 +42,23 @@ class QmRunner:
                 job = self._qm.queue.pop_next()
             except QueueClosed:
                 return
-            if job is None:
-                continue
             with self._lock:
                 self._running = job
             try:
                 execute_on_qm(job, self._qm, self._pool, self._settings)
-            except Exception:  # never let one job take the QM's runner down with it
-                log.exception("job %s failed in the server", job.id)
-                job.fail(["internal error in qopemu while running the job; see the server log"])
             finally:
                 with self._lock:
                     self._running = None
 
     def stop(self) -> None:
-        """The QM is closing: its queue is already closed; halt the running job and let the thread end."""
+        """The QM is closing (its queue is already closed): cancel the running job, then halt its program.
+        Cancel first: a job that is still starting then sees the cancel and halts itself (`run_job`)."""
         job = self.running_job
-        if job is not None and job.execution is not None:
-            job.execution.halt()
         if job is not None:
             job.cancel()
+            execution = job.execution
+            if execution is not None:
+                execution.halt()
 
 
 def executed_inputs(settings: Settings) -> InputModel:
@@ -73,29 +70,34 @@ def execute_on_qm(job: Job, qm: QuantumMachine, pool: WorkerPool, settings: Sett
     with qm.lock:
         io_values = dict(qm.io_values)
     request = JobRequest(
-        job_id=job.id, program=job.program, config=qm.config, waveform_overrides=job.waveform_overrides,
+        job_id=job.id, program=job.program, config=job.config, waveform_overrides=job.waveform_overrides,
         io_values=io_values, inputs=executed_inputs(settings), realtime=settings.realtime,
     )
     run_job(job, request, pool, settings, _io_setter(qm))
 
 
 def run_job(job: Job, request: JobRequest, pool: WorkerPool, settings: Settings,
-            on_io: Callable[[int, object], None]) -> None:
-    """Run a loaded job to its end on a worker, and record how it ended in the job and its results."""
+            on_io: Callable[[int, object], None], timeout_s: float | None = None) -> None:
+    """Run a loaded job to its end on a worker, and record how it ended in the job and its results.
+
+    Whatever happens, the job ends in a final state and its results are closed, so no client waits forever."""
     program = job.program
     job.results = JobResults(program.result_model, memory_cap_bytes=settings.results_memory_cap_mb << 20,
                              stream_kinds=program.stream_kinds)
-    execution = pool.start(request, JobSink(job.results, on_io))
-    job.execution = execution
-    # Running from the moment the worker runs the program, not before: a client that sees "running" may
-    # expect, for instance, the program's first pause() to come right away.
-    execution.wait_started()
-    if not job.start():  # canceled between loading and starting (QM closing)
-        execution.halt()
-        job.results.close()
-        job.outcome = Outcome("halted")
-        return
-    outcome = job.outcome = execution.wait()
+    try:
+        execution = job.execution = pool.start(request, JobSink(job.results, on_io))
+        if execution.wait_started() and not job.start():  # canceled while starting (its QM closed)
+            execution.halt()
+        outcome = execution.wait(timeout_s)
+        if outcome is None:
+            execution.halt()
+            outcome = Outcome("error", [f"the program did not reach its end within {timeout_s:g} s of computing; "
+                                        "a loop that takes no hardware time never reaches a simulation's duration"])
+    except Exception as exc:  # the worker could not take the job: fail it, never leave it hanging
+        log.exception("job %s could not run", job.id)
+        outcome = Outcome("error", [f"qopemu could not run the job: {exc}"])
+    job.outcome = outcome
+    job.execution = None
     if outcome.status == "completed":
         job.results.finish()
         job.complete()
