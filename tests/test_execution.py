@@ -188,3 +188,23 @@ def test_many_halts_leak_no_descriptors_or_processes(qm):
     after = descriptors(), children()
     assert after[0] - before[0] <= 4, (before, after)
     assert after[1] - before[1] <= 2, (before, after)
+
+
+def test_pushing_to_an_undeclared_input_stream_names_it(qm):
+    with program() as prog:
+        values = declare_input_stream(fixed, "gains", size=1)
+        advance_input_stream(values)
+    job = qm.queue.add(prog).wait_for_execution()
+    with pytest.raises(Exception) as refused:
+        job.push_to_input_stream("gain", [0.5])
+    assert type(refused.value).__name__ == "UnknownInputStreamError"
+    job.push_to_input_stream("gains", [0.5])
+    assert job.result_handles.wait_for_all_values(timeout=10) is True
+
+
+def test_element_corrections_answer_with_what_to_use_instead(qm):
+    job = paused(qm.queue.add(_pausing()))
+    with pytest.raises(Exception) as refused:
+        job.set_element_correction("qubit", (1.0, 0.0, 0.0, 1.0))
+    assert "update_correction" in str(refused.value)
+    job.halt()

@@ -151,3 +151,31 @@ def test_a_two_controller_config_simulates_on_a_one_controller_server(qmm):
     assert np.array_equal(_on(samples.con1.analog["1"]), _on(samples.con2.analog["1"]))
     with pytest.raises(Exception):  # but opening it as a QM needs the platform to have con2
         qmm.open_qm(config, close_other_machines=False)
+
+
+def test_a_simulation_that_never_reaches_its_duration_fails_instead_of_hanging():
+    import qopemu
+    from qm import QuantumMachinesManager
+    from qm.exceptions import QMSimulationError
+    from qm.qua import assign, infinite_loop_
+    from qopemu.settings import Settings
+
+    with program() as prog:
+        n = declare(int)
+        with infinite_loop_():  # computes forever without playing: hardware time never advances
+            assign(n, n + 1)
+    with qopemu.Server(Settings(simulation_timeout_s=0.5)) as server:
+        qmm = QuantumMachinesManager(server.host, server.port)
+        with pytest.raises(QMSimulationError, match="did not reach its end within 0.5 s"):
+            qmm.simulate(CONFIG, prog, SimulationConfig(duration=1000))
+        with program() as fine:
+            play("const", "a")
+        assert qmm.simulate(CONFIG, fine, SimulationConfig(duration=100)).get_simulated_samples().con1.analog["1"].size
+
+
+def test_a_simulation_too_large_for_the_memory_cap_is_refused(qmm, caplog):
+    with program() as prog:
+        play("const", "a")
+    with pytest.raises(FailedToExecuteJobException):
+        qmm.simulate(CONFIG, prog, SimulationConfig(duration=100_000_000))
+    assert any("more than the 1024 MB a job may keep" in r.getMessage() for r in caplog.records)
