@@ -8,6 +8,7 @@ value below is what a user's `fetch_all()` would return.
 from __future__ import annotations
 
 import threading
+import time
 from io import BytesIO
 
 import numpy as np
@@ -513,7 +514,7 @@ def test_readers_run_while_the_producer_feeds():
 
     def reader() -> None:
         while not r.state()[0]:
-            r.wait_changed(0.5)
+            time.sleep(0.001)
             n = r.header("x", False).count_so_far
             got = fetch(r, "x", flat=True, item=slice(0, n))
             assert len(got) == n and (got == np.arange(n)).all()

@@ -224,8 +224,7 @@ class JobResults:
                 self._by_tag.setdefault(tag, []).append(output)
         self._cap = memory_cap_bytes
         self._feed_lock = threading.Lock()  # one producer at a time through the pipelines
-        self._cond = threading.Condition()  # guards everything readers see
-        self._version = 0
+        self._state_lock = threading.Lock()  # guards everything readers see
         self._done = False
         self._closed = False
         self._errors: list[ExecutionError] = []
@@ -251,23 +250,20 @@ class JobResults:
     def add_error(self, code: int, message: str, severity: str = "error") -> None:
         if severity not in ("error", "warning"):
             raise ValueError(f"severity must be 'error' or 'warning', got {severity!r}")
-        with self._cond:
+        with self._state_lock:
             self._errors.append(ExecutionError(code, message, severity))
-            self._changed()
 
     def finish(self) -> None:
         """The program ended normally: every result is final."""
-        with self._feed_lock, self._cond:
+        with self._feed_lock, self._state_lock:
             if not self._closed:
                 self._done = True
-            self._changed()
 
     def close(self) -> None:
         """The job was halted, canceled or failed: no more data will come."""
-        with self._feed_lock, self._cond:
+        with self._feed_lock, self._state_lock:
             if not self._done:
                 self._closed = True
-            self._changed()
 
     def _live_outputs(self, tag: str) -> list[_Output]:
         if self._done or self._closed:
@@ -277,22 +273,20 @@ class JobResults:
     def _feed(self, output: _Output, run) -> None:
         try:
             batches = run(output.pipeline)
-            with self._cond:
+            with self._state_lock:
                 for batch in batches:
                     output.add(batch)
-                self._changed()
         except Exception as exc:  # one broken pipeline must not take the job's other results down
             self._fail(output, exc)
 
     def _fail(self, output: _Output, exc: Exception) -> None:
-        with self._cond:
+        with self._state_lock:
             output.failed = True
             self._errors.append(
                 ExecutionError(
                     STREAM_PROCESSING_ERROR, f"stream processing of result {output.name!r} stopped: {exc}", "error"
                 )
             )
-            self._changed()
 
     def _check_memory(self) -> None:
         used = sum(o.nbytes + o.pipeline.pending_nbytes() for o in self._outputs.values())
@@ -300,10 +294,6 @@ class JobResults:
             raise ResultsMemoryError(
                 f"the job's results take {used} bytes, more than the {self._cap} bytes a job may keep"
             )
-
-    def _changed(self) -> None:
-        self._version += 1
-        self._cond.notify_all()
 
     # ------------------------------------------------------------ reader side
 
@@ -314,7 +304,7 @@ class JobResults:
         return output
 
     def schema(self) -> list[SchemaItem]:
-        with self._cond:
+        with self._state_lock:
             return [
                 SchemaItem(
                     name=o.name,
@@ -328,14 +318,14 @@ class JobResults:
 
     def state(self) -> tuple[bool, bool, bool]:
         """(done, closed, has_dataloss)."""
-        with self._cond:
+        with self._state_lock:
             return self._done, self._closed, False
 
     def _has_errors(self) -> bool:
         return any(e.severity == "error" for e in self._errors)
 
     def header(self, name: str, flat: bool) -> Header:
-        with self._cond:
+        with self._state_lock:
             output = self._output(name)
             item = output.item_type
             return Header(
@@ -355,7 +345,7 @@ class JobResults:
         A negative offset counts from the end, as in Python; the range is clipped to what exists.
         The bytes are the same for flat and non-flat reads; only the header differs.
         """
-        with self._cond:
+        with self._state_lock:
             output = self._output(name)
             count = output.count
             start = offset + count if offset < 0 else offset
@@ -366,11 +356,5 @@ class JobResults:
             yield len(piece), encoding.to_bytes(piece)
 
     def errors(self) -> list[ExecutionError]:
-        with self._cond:
+        with self._state_lock:
             return list(self._errors)
-
-    def wait_changed(self, timeout: float) -> bool:
-        """Block until new data or a state change, at most `timeout` seconds; False on time-out."""
-        with self._cond:
-            version = self._version
-            return self._cond.wait_for(lambda: self._version != version, timeout)
