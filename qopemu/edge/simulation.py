@@ -26,8 +26,8 @@ from google.protobuf.struct_pb2 import Struct
 
 from qm.grpc.qm.pb import frontend_pb2, job_results_pb2
 
-from qopemu.engine.inputs import noise_std_from_power
-from qopemu.engine.worker import InputModel
+from qopemu.engine.inputs import noise_std_from_power, resolve_wire
+from qopemu.engine.inputs import InputModel
 from qopemu.engine.waveforms import PackedSamples
 from qopemu import qmconfig
 from qopemu.edge.errors import compiler_messages, config_messages
@@ -54,7 +54,7 @@ class InputWiring:
     raw: tuple[tuple[str, int, tuple[float, ...]], ...] = ()
 
     def model(self, config: QmConfig) -> InputModel:
-        loopback = tuple(_resolve_wire(config, wire) for wire in self.wires)
+        loopback = tuple(resolve_wire(config, wire) for wire in self.wires)
         return InputModel(noise_std=self.noise_std, loopback=loopback, latency_ns=self.latency_ns, raw=self.raw)
 
 
@@ -104,33 +104,6 @@ def _input_wiring(interface) -> InputWiring:
         raw = tuple((controller, port, tuple(samples.tolist())) for (controller, port), samples in fed.items())
         return InputWiring(noise_std_from_power(interface.raw.noisePower), raw=raw)
     return InputWiring()
-
-
-def _resolve_wire(config: QmConfig, wire: tuple[str, int, int, str, int, int]) -> tuple[str, int, str, int]:
-    """A loopback wire as (from controller, output port, to controller, input port).
-
-    The element form wires an element's output into another element's `out<input>`: input 1 of the receiving element
-    takes the sender's single input (or its I port), input 2 its Q port, when it has one. Raises ValueError naming
-    what does not resolve."""
-    from_controller, _, from_port, to_controller, _, to_port = wire
-    if from_port != -1:
-        return from_controller, from_port, to_controller, to_port
-    sender = config.elements.get(from_controller)
-    receiver = config.elements.get(to_controller)
-    for name, element in ((from_controller, sender), (to_controller, receiver)):
-        if element is None:
-            raise ValueError(f"LoopbackInterface ({from_controller!r}, {to_controller!r}, {to_port}): element "
-                             f"{name!r} is not in the config")
-    outputs = sender.analog_ports
-    if not outputs:
-        raise ValueError(f"LoopbackInterface: element {from_controller!r} has no analog inputs to loop back")
-    source = outputs[min(max(to_port, 1), len(outputs)) - 1]
-    target = receiver.outputs.get(f"out{to_port}")
-    if target is None:
-        known = ", ".join(sorted(receiver.outputs)) or "none"
-        raise ValueError(f"LoopbackInterface: element {to_controller!r} has no output 'out{to_port}' "
-                         f"(its outputs: {known})")
-    return source.controller, source.number, target.controller, target.number
 
 
 def build_simulated_part(report: dict, include_analog: bool, include_digital: bool

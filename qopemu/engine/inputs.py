@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
 import numpy as np
@@ -198,3 +199,47 @@ class Loopback:
 def _crosstalk_sources(config: QmConfig, port: PortRef) -> list[PortRef]:
     """The ports whose pulses reach `port`: itself and those its crosstalk terms name."""
     return [port] + [PortRef(port.controller, ANALOG_OUTPUTS, q) for q, _ in config.port(port).crosstalk]
+
+
+def resolve_wire(config: QmConfig, wire: tuple[str, int, int, str, int, int]) -> tuple[str, int, str, int]:
+    """A loopback wire as (from controller, output port, to controller, input port).
+
+    The element form wires an element's output into another element's `out<input>`: input 1 of the receiving element
+    takes the sender's single input (or its I port), input 2 its Q port, when it has one. Raises ValueError naming
+    what does not resolve."""
+    from_controller, _, from_port, to_controller, _, to_port = wire
+    if from_port != -1:
+        return from_controller, from_port, to_controller, to_port
+    sender = config.elements.get(from_controller)
+    receiver = config.elements.get(to_controller)
+    for name, element in ((from_controller, sender), (to_controller, receiver)):
+        if element is None:
+            raise ValueError(f"LoopbackInterface ({from_controller!r}, {to_controller!r}, {to_port}): element "
+                             f"{name!r} is not in the config")
+    outputs = sender.analog_ports
+    if not outputs:
+        raise ValueError(f"LoopbackInterface: element {from_controller!r} has no analog inputs to loop back")
+    source = outputs[min(max(to_port, 1), len(outputs)) - 1]
+    target = receiver.outputs.get(f"out{to_port}")
+    if target is None:
+        known = ", ".join(sorted(receiver.outputs)) or "none"
+        raise ValueError(f"LoopbackInterface: element {to_controller!r} has no output 'out{to_port}' "
+                         f"(its outputs: {known})")
+    return source.controller, source.number, target.controller, target.number
+
+
+@dataclass(frozen=True)
+class InputModel:
+    """What the analog inputs see, as plain data; the worker builds the engine's input source from it."""
+
+    noise_std: float = 0.0
+    loopback: tuple[tuple[str, int, str, int], ...] = ()  # (from controller, output, to controller, input)
+    latency_ns: int = 24
+    raw: tuple[tuple[str, int, tuple[float, ...]], ...] = ()  # (controller, input, samples at 1 ns)
+
+    def build(self, config: QmConfig) -> InputSource:
+        if self.raw:
+            return RawInputs({(c, p): np.asarray(s, dtype=float) for c, p, s in self.raw}, self.noise_std)
+        if self.loopback:
+            return Loopback(config, list(self.loopback), self.latency_ns, self.noise_std)
+        return NoInputs(self.noise_std)

@@ -30,30 +30,12 @@ from typing import Any, Callable
 import numpy as np
 from multiprocessing.connection import Connection
 
+from qopemu.engine.inputs import InputModel
 from qopemu.engine.waveforms import PackedSamples
 
 _FLUSH_INTERVAL_S = 0.02
 _FLUSH_ITEMS = 1 << 16
 _DTYPES = {"int": np.int64, "fixed": np.float64, "bool": np.bool_}
-
-
-@dataclass(frozen=True)
-class InputModel:
-    """What the analog inputs see, as plain data; the worker builds the engine's input source from it."""
-
-    noise_std: float = 0.0
-    loopback: tuple[tuple[str, int, str, int], ...] = ()  # (from controller, output, to controller, input)
-    latency_ns: int = 24
-    raw: tuple[tuple[str, int, tuple[float, ...]], ...] = ()  # (controller, input, samples at 1 ns)
-
-    def build(self, config):
-        from qopemu.engine import inputs
-
-        if self.raw:
-            return inputs.RawInputs({(c, p): np.asarray(s, dtype=float) for c, p, s in self.raw}, self.noise_std)
-        if self.loopback:
-            return inputs.Loopback(config, list(self.loopback), self.latency_ns, self.noise_std)
-        return inputs.NoInputs(self.noise_std)
 
 
 @dataclass

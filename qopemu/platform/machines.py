@@ -73,8 +73,8 @@ class Machines:
         """Open a QM on a validated config; returns it and the ids of the QMs closed to make room for it.
         Raises PhysicalRefused when its ports or cores are not free (and close_others is False)."""
         with self._lock:
-            closing = {qm.id for qm in self._blocking(config)} if close_others else set()
-            physical = self._conflicts(config, excluding=closing)
+            closing = [qm.id for qm in self._blocking(config)] if close_others else []
+            physical = self._conflicts(config, excluding=set(closing))
             if physical:  # even closing the blocking QMs would not make room: close nothing
                 raise PhysicalRefused(physical)
             closed = [self._machines.pop(qm_id) for qm_id in closing]

@@ -18,7 +18,8 @@ import numpy as np
 
 from qopemu import qmconfig
 from qopemu.engine import compiler
-from qopemu.engine.worker import InputModel, JobRequest, WorkerPool
+from qopemu.engine.inputs import InputModel
+from qopemu.engine.worker import JobRequest, WorkerPool
 from qopemu.platform.errors import JobNotFound, Refused, UnknownInputStream
 from qopemu.platform.hardware import Hardware
 from qopemu.platform.jobs import Job, JobIds, JobStatus

@@ -11,7 +11,8 @@ import logging
 import threading
 from typing import Callable
 
-from qopemu.engine.worker import InputModel, JobRequest, JobSink, Outcome, WorkerPool
+from qopemu.engine.inputs import InputModel
+from qopemu.engine.worker import JobRequest, JobSink, Outcome, WorkerPool
 from qopemu.platform.jobs import Job
 from qopemu.platform.machines import QuantumMachine
 from qopemu.platform.queue import QueueClosed
