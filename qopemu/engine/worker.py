@@ -19,6 +19,7 @@ Messages, server -> worker:
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import subprocess
 import sys
@@ -113,7 +114,8 @@ class Execution:
         self._halted = False
         self._released = False
         self._outcome: Outcome | None = None
-        self._started = threading.Event()
+        self._started = threading.Event()  # set once the program runs, or the execution ended without it
+        self._program_started = False
         self._finished = threading.Event()
         self._reader = threading.Thread(target=self._read, name="job-reader", daemon=True)
 
@@ -146,6 +148,7 @@ class Execution:
                 elif kind == "adc":
                     results.add_adc(*message[1:])
                 elif kind == "started":
+                    self._program_started = True
                     self._started.set()
                 elif kind == "paused":
                     self._paused = True
@@ -189,9 +192,10 @@ class Execution:
             return True
 
     def wait_started(self) -> bool:
-        """Block until the program really runs in the worker; False if the execution ended before."""
+        """Block until the program really runs in the worker; False if the execution ended without it starting
+        (a program may also start and end before this returns)."""
         self._started.wait()
-        return not self._finished.is_set()
+        return self._program_started
 
     def wait(self, timeout: float | None = None) -> Outcome | None:
         self._finished.wait(timeout)
@@ -280,7 +284,11 @@ class WorkerPool:
 
 
 class _WorkerHost:
-    """The engine's JobHost inside a worker: batches saves and talks to the server over the pipe."""
+    """The engine's JobHost inside a worker: batches saves and talks to the server over the socket.
+
+    Everything the worker says goes through one outbox, in order, and a sender thread writes it to the socket. The
+    program never waits for the server to read (a server busy answering a client that fetches results live must
+    not slow the job down), and values can never overtake the "paused" or "done" that follows them."""
 
     def __init__(self, conn, io_values: dict, realtime: bool):
         self._conn = conn
@@ -290,8 +298,10 @@ class _WorkerHost:
         self._realtime_origin = time.monotonic() if realtime else None
         self._values: dict[tuple[str, str], tuple[list, list]] = {}
         self._buffered = 0
-        self._lock = threading.Lock()  # saves (job thread) vs the periodic flush (flusher thread)
-        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()  # the save buffers, and their order in the outbox
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._send_all, daemon=True)
+        self._sender.start()
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, daemon=True)
         self._flusher.start()
@@ -314,23 +324,21 @@ class _WorkerHost:
             self.flush()
 
     def save_adc(self, tag: str, input_number: int, trace, timestamp_ns: int) -> None:
-        self.flush()
-        self._send(("adc", tag, input_number, np.asarray(trace, dtype=np.int16)[None, :],
-                    np.array([timestamp_ns], dtype=np.int64)))
+        self.post(("adc", tag, input_number, np.asarray(trace, dtype=np.int16)[None, :],
+                   np.array([timestamp_ns], dtype=np.int64)))
 
     def pause(self) -> None:
-        self.flush()
         self._resumed = False
-        self._send(("paused",))
+        self.post(("paused",))
         while not self._resumed:
             self._handle(self._conn.recv())
 
     def read_input_stream(self, name: str, count: int) -> list:
         self.flush()
-        queue = self._inputs.setdefault(name, [])
-        while len(queue) < count:
+        pending = self._inputs.setdefault(name, [])
+        while len(pending) < count:
             self._handle(self._conn.recv())
-        taken, self._inputs[name] = queue[:count], queue[count:]
+        taken, self._inputs[name] = pending[:count], pending[count:]
         return taken
 
     def get_io(self, number: int):
@@ -340,7 +348,7 @@ class _WorkerHost:
 
     def set_io(self, number: int, value) -> None:
         self._io[number] = value
-        self._send(("io", number, value))
+        self.post(("io", number, value))
 
     # plumbing ---------------------------------------------------------------------------------------------------
     def _handle(self, message) -> None:
@@ -352,32 +360,44 @@ class _WorkerHost:
         elif kind == "io":
             self._io[message[1]] = message[2]
 
-    def _send(self, message, raw: bytes | None = None) -> None:
-        """One message, and, right after it on the same lock, an optional raw bytes payload (no pickling)."""
-        with self._send_lock:
+    def post(self, message, raw: bytes | np.ndarray | None = None) -> None:
+        """Queue a message (and an optional raw payload sent right after it, unpickled), after every save so far."""
+        with self._lock:
+            self._move_saves_to_outbox()
+            self._outbox.put((message, raw))
+
+    def flush(self) -> None:
+        with self._lock:
+            self._move_saves_to_outbox()
+
+    def _move_saves_to_outbox(self) -> None:
+        batches, self._values, self._buffered = self._values, {}, 0
+        for (tag, kind), (values, stamps) in batches.items():
+            self._outbox.put((("values", tag, kind, values, stamps), None))
+
+    def _send_all(self) -> None:
+        while (item := self._outbox.get()) is not None:
+            message, raw = item
+            if message[0] == "values":  # lists become arrays here, off the program's thread
+                _, tag, kind, values, stamps = message
+                message = ("values", tag, kind, np.array(values, dtype=_DTYPES[kind]),
+                           np.array(stamps, dtype=np.int64))
             self._conn.send(message)
             if raw is not None:
                 self._conn.send_bytes(raw)
-
-    def flush(self) -> None:
-        # Swap and send under the send lock: two flushes (the periodic one and one before a pause) must not
-        # interleave, or values would reach the server out of order, or after the "paused" that follows them.
-        with self._send_lock:
-            with self._lock:
-                batches, self._values, self._buffered = self._values, {}, 0
-            for (tag, kind), (values, stamps) in batches.items():
-                self._conn.send(("values", tag, kind, np.array(values, dtype=_DTYPES[kind]),
-                                 np.array(stamps, dtype=np.int64)))
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(_FLUSH_INTERVAL_S):
             if self._buffered:
                 self.flush()
 
-    def close(self) -> None:
+    def finish(self, message) -> None:
+        """The job's last word ("done" or "error"), after everything else it said; returns once it is sent."""
         self._stop.set()
         self._flusher.join()
-        self.flush()
+        self.post(message)
+        self._outbox.put(None)
+        self._sender.join()
 
 
 def _run(request: JobRequest, host: _WorkerHost):
@@ -394,8 +414,7 @@ def _run(request: JobRequest, host: _WorkerHost):
     report = (waveform_report.build_waveform_report(summary.events, request.config, request.simulate_ns)
               if request.waveform_report else None)
     packed = samples.packed()
-    host.flush()
-    host._send(("simulated", packed.columns, packed.rows, report), packed.data)
+    host.post(("simulated", packed.columns, packed.rows, report), packed.data)
     return summary
 
 
@@ -420,14 +439,12 @@ def _worker_main(conn) -> None:
             continue  # a late control message for a job that already ended
         request: JobRequest = message[1]
         host = _WorkerHost(conn, request.io_values, request.realtime)
-        host._send(("started",))
+        host.post(("started",))
         try:
             summary = _run(request, host)
-            host.close()
-            host._send(("done", summary.duration_ns, summary.statements))
+            host.finish(("done", summary.duration_ns, summary.statements))
         except Exception as exc:  # the job fails, the worker lives on for the next one
-            host.close()
-            host._send(("error", f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
+            host.finish(("error", f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
 
 
 if __name__ == "__main__":
