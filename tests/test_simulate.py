@@ -179,3 +179,18 @@ def test_a_simulation_too_large_for_the_memory_cap_is_refused(qmm, caplog):
     with pytest.raises(FailedToExecuteJobException):
         qmm.simulate(CONFIG, prog, SimulationConfig(duration=100_000_000))
     assert any("more than the 1024 MB a job may keep" in r.getMessage() for r in caplog.records)
+
+
+def test_raw_adc_trace_of_a_looped_back_readout(qmm):
+    with program() as prog:
+        adc = declare_stream(adc_trace=True)
+        measure("readout", "ro", adc)
+        with stream_processing():
+            adc.input1().save("trace")
+    job = qmm.simulate(CONFIG, prog, SimulationConfig(
+        duration=200, simulation_interface=LoopbackInterface([("con1", 4, "con1", 1)], latency=24)))
+    trace = job.result_handles.get("trace").fetch_all()
+    assert trace.shape == (200,)  # one sample per ns of the readout pulse
+    # 0.2 V into the 12-bit ADC of the OPX+ reads -0.2 * 4096 counts; the time of flight equals the latency,
+    # so the whole window sees the pulse
+    assert np.all(trace == round(-0.2 * 4096))
