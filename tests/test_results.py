@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qm import QuantumMachinesManager
-from qm.qua import declare, declare_stream, fixed, for_, program, save, stream_processing
+from qm.qua import Cast, assign, declare, declare_stream, fixed, for_, program, save, stream_processing
 
 import qopemu
 from configs import config
@@ -116,3 +116,41 @@ def test_a_job_over_the_results_memory_cap_fails_and_others_go_on():
         assert small.result_handles.wait_for_all_values(timeout=30)
         assert small.result_handles.get("avg").fetch_all() == pytest.approx(50.0)
         qmm.close_all_qms()
+
+
+def test_operators_decode_in_the_client(connect):
+    from qm.qua import FUNCTIONS
+
+    qm = connect("alice").open_qm(config(), close_other_machines=False)
+    with program() as prog:
+        n = declare(int)
+        x = declare(fixed)
+        flag = declare(bool)
+        st = declare_stream()
+        xs = declare_stream()
+        flags = declare_stream()
+        with for_(n, 0, n < 8, n + 1):
+            save(n, st)
+            assign(x, Cast.mul_fixed_by_int(0.125, n))
+            save(x, xs)
+            assign(flag, n > 3)
+            save(flag, flags)
+        with stream_processing():
+            st.buffer(2, 2).save_all("grid")
+            st.histogram([[0, 3], [4, 7]]).save("hist")
+            xs.buffer(8).map(FUNCTIONS.fft("abs")).save("spectrum")
+            st.zip(xs).save_all("pairs")
+            flags.boolean_to_int().buffer(8).save("bits")
+            st.buffer(4).map(FUNCTIONS.average()).save_all("means")
+            st.skip(2).take(3).save_all("window")
+    job = qm.queue.add(prog).wait_for_execution()
+    assert job.result_handles.wait_for_all_values(timeout=30)
+    get = lambda name, **kw: job.result_handles.get(name).fetch_all(**kw)  # noqa: E731
+    assert get("grid")["value"].tolist() == [[[0, 1], [2, 3]], [[4, 5], [6, 7]]]
+    assert np.asarray(get("hist")).ravel().tolist() == [4, 4]
+    assert get("spectrum") == pytest.approx(np.abs(np.fft.fft(np.arange(8) * 0.125)), abs=1e-6)
+    pairs = get("pairs")["value"]  # records of (item of st, item of xs)
+    assert pairs.tolist() == [(n, n * 0.125) for n in range(8)]
+    assert get("bits").tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert get("means")["value"].tolist() == [1.5, 5.5]
+    assert get("window")["value"].tolist() == [2, 3, 4]
