@@ -1,9 +1,8 @@
 """The QOP itself: the one object the gRPC edge talks to.
 
 It ties the platform's nouns together — machines (ports, cores), each QM's queue and runner, the job store and
-the engine's worker pool — and offers the operations of the seed document in domain terms. Configs arrive parsed
-(`qmconfig.QmConfig`); the one message that crosses this line is the program, which goes straight to the engine's
-compiler.
+the engine's worker pool — and offers the operations of the seed document in domain terms. Messages pass through
+unread: a config message goes straight to `qmconfig`, a program message straight to the engine's compiler.
 """
 
 from __future__ import annotations
