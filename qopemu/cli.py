@@ -37,8 +37,13 @@ def _serve(args) -> int:
 
 
 def _demo(args) -> int:
+    import warnings
+
     from qopemu.demo import run_demo
 
+    # The demo narrates what happens; other libraries' info logs and deprecation notices would drown it.
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     run_demo()
     return 0
 

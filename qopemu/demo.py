@@ -75,7 +75,6 @@ def run_demo() -> None:
     from qopemu.server import Server
     from qopemu.settings import InputSettings, Settings
 
-    logging.getLogger("qm").setLevel(logging.CRITICAL)  # the demo prints what the client raises itself
     logging.getLogger("qopemu").setLevel(logging.WARNING)
     # Analog output 2 (alice's qubit) is wired back into analog input 1, so measurements see what was played.
     wiring = InputSettings(noise_std=0.001, loopback=(("con1", 2, "con1", 1),))
@@ -83,7 +82,9 @@ def run_demo() -> None:
         print(f"qopemu server on {server.host}:{server.port} emulating {server.qop.hardware.describe()}\n")
 
         def user(name: str) -> QuantumMachinesManager:
-            return QuantumMachinesManager(server.host, server.port, connection_headers={"x-qop-user": name})
+            # The demo prints what happens itself, so the client's own log stays quiet.
+            return QuantumMachinesManager(server.host, server.port, connection_headers={"x-qop-user": name},
+                                          log_level="CRITICAL")
 
         alice, bob, carol = user("alice"), user("bob"), user("carol")
 
