@@ -37,13 +37,11 @@ def _serve(args) -> int:
 
 
 def _demo(args) -> int:
-    import warnings
-
     from qopemu.demo import run_demo
 
-    # The demo narrates what happens; other libraries' info logs and deprecation notices would drown it.
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # The demo narrates what happens; other libraries' info logs would drown it.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
     run_demo()
     return 0
 

@@ -72,6 +72,8 @@ def run_demo() -> None:
     from qm import QuantumMachinesManager
     from qm.exceptions import OpenQmException
 
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # the client's config loader's, not ours
+
     from qopemu.server import Server
     from qopemu.settings import InputSettings, Settings
 
