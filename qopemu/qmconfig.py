@@ -184,6 +184,8 @@ class Element:
     smearing: int
     core: str | None  # elements naming the same core share it
     sticky: Sticky | None
+    # "out1" -> controller digital input (OPD) the element counts and time-tags pulses from (Hardware/dib.md)
+    digital_outputs: dict[str, PortRef] = field(default_factory=dict)
 
     @property
     def analog_ports(self) -> tuple[PortRef, ...]:
@@ -202,6 +204,7 @@ class Element:
     def ports(self) -> list[PortRef]:
         used = list(self.analog_ports) + list(self.outputs.values())
         used += [d.port for d in self.digital_inputs.values()]
+        used += list(self.digital_outputs.values())
         return used
 
 
@@ -386,6 +389,8 @@ def _element(name: str, dec, v1, problems: list[ConfigProblem]) -> Element:
         k: DigitalInput(k, PortRef(v.port.controller, DIGITAL_OUTPUTS, int(v.port.number)), v.delay, v.buffer)
         for k, v in dec.digitalInputs.items()
     }
+    digital_outputs = {k: PortRef(v.port.controller, DIGITAL_INPUTS, int(v.port.number))
+                       for k, v in dec.digitalOutputs.items()}
     sticky = None
     if dec.HasField("sticky"):
         sticky = Sticky(dec.sticky.analog, dec.sticky.digital, int(dec.sticky.duration) * 4)
@@ -406,6 +411,7 @@ def _element(name: str, dec, v1, problems: list[ConfigProblem]) -> Element:
         smearing=dec.smearing.value if dec.HasField("smearing") else 0,
         core=dec.thread.threadName if dec.HasField("thread") and dec.thread.threadName else None,
         sticky=sticky,
+        digital_outputs=digital_outputs,
     )
 
 
@@ -493,6 +499,8 @@ def _check_element(config: QmConfig, element: Element) -> list[ConfigProblem]:
         problems += _check_port_ref(config, ref, f"{base}.outputs.{key}")
     for key, digital in element.digital_inputs.items():
         problems += _check_port_ref(config, digital.port, f"{base}.digitalInputs.{key}.port")
+    for key, ref in element.digital_outputs.items():
+        problems += _check_port_ref(config, ref, f"{base}.digitalOutputs.{key}")
     if element.mixer is not None and element.mixer not in config.mixers:
         problems.append(ConfigProblem(f"{base}.mixInputs.mixer", f"mixer '{element.mixer}' is not defined in 'mixers'",
                                       "element"))
@@ -507,9 +515,10 @@ def _check_element(config: QmConfig, element: Element) -> list[ConfigProblem]:
             problems.append(ConfigProblem(
                 path, f"pulse '{pulse_name}' has waveforms {sorted(pulse.waveforms)} but element '{element.name}' "
                       f"needs {sorted(expected)}", "element"))
-        if pulse.is_measurement and not element.outputs:
+        if pulse.is_measurement and not element.outputs and not element.digital_outputs:
             problems.append(ConfigProblem(path, f"measurement pulse '{pulse_name}' is used by element "
-                                                f"'{element.name}', which has no 'outputs'", "element"))
+                                                f"'{element.name}', which has no 'outputs' nor 'digitalOutputs'",
+                                          "element"))
     return problems
 
 

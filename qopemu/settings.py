@@ -15,10 +15,11 @@ Example `qopemu.toml` (every key is optional)::
     [users]                       # bearer token -> user id; when set, the x-qop-user header is ignored
     "token-of-alice" = "alice"
 
-    [inputs]                      # what the analog inputs of executed jobs see
+    [inputs]                      # what the analog and digital inputs of executed jobs see
     noise_std = 0.0               # volts, Gaussian
     latency_ns = 24
     loopback = [["con1", 1, "con1", 1]]   # (from controller, analog output, to controller, analog input)
+    digital_loopback = [["con1", 1, "con1", 1]]   # (from controller, digital output, to controller, digital input)
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class InputSettings:
     noise_std: float = 0.0
     latency_ns: int = 24
     loopback: tuple[tuple[str, int, str, int], ...] = ()
+    digital_loopback: tuple[tuple[str, int, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,12 +149,17 @@ def _inputs(data) -> InputSettings:
         raise SettingsError(f"unknown key(s) in inputs: {', '.join(sorted(unknown))}")
     _check(data, "noise_std", (int, float), 0, where="inputs.")
     _check(data, "latency_ns", int, 0, where="inputs.")
+    return InputSettings(**{**data, "loopback": _wires(data, "loopback", "analog"),
+                            "digital_loopback": _wires(data, "digital_loopback", "digital")})
+
+
+def _wires(data: dict, key: str, kind: str) -> tuple[tuple[str, int, str, int], ...]:
     wires = []
-    for wire in data.get("loopback", ()):
+    for wire in data.get(key, ()):
         if not (isinstance(wire, (list, tuple)) and len(wire) == 4 and isinstance(wire[0], str)
                 and isinstance(wire[2], str) and all(isinstance(w, int) and not isinstance(w, bool) and w > 0
                                                      for w in (wire[1], wire[3]))):
-            raise SettingsError(f"inputs.loopback entries are [from controller, analog output, to controller, "
-                                f"analog input], got {wire!r}")
+            raise SettingsError(f"inputs.{key} entries are [from controller, {kind} output, to controller, "
+                                f"{kind} input], got {wire!r}")
         wires.append(tuple(wire))
-    return InputSettings(**{**data, "loopback": tuple(wires)})
+    return tuple(wires)

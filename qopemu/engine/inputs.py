@@ -1,9 +1,13 @@
-"""What the analog inputs see (DESIGN.md, "Inputs").
+"""What the analog and digital inputs see (DESIGN.md, "Inputs").
 
-An input source answers "which volts reach input (controller, port) over this window", before the input's offset and
+An analog source answers "which volts reach input (controller, port) over this window", before the input's offset and
 noise, which the acquisition adds (it owns the ADC model). Three sources exist, one per simulation interface of
 `SimulationConfig` (qm-qua `qm/simulate/`): nothing connected, a loopback of output ports into input ports, and raw
 samples given by the user. A physical device model can plug in later through the same small interface.
+
+A digital input (the OPD's, Hardware/dib.md) sees the digital outputs a `digital_loopback` wires into it, or nothing
+at all, as a real one with no cable. `SimulationConfig` has no digital interface, so only the settings wire digital
+inputs; the acquisition applies the port's threshold, polarity and deadtime (it owns the detector model).
 
 Noise: `LoopbackInterface`/`RawInterface` take `noisePower`, the variance of the Gaussian noise in V^2 (SimulationConfig
 API reference), so the standard deviation here is its square root.
@@ -20,7 +24,7 @@ import numpy as np
 
 from qopemu.engine.events import DcOffsetEvent, PlayEvent, RampToZeroEvent
 from qopemu.engine.waveforms import Synthesizer, alignment_delay_ns
-from qopemu.qmconfig import ANALOG_OUTPUTS, PortRef, QmConfig
+from qopemu.qmconfig import ANALOG_OUTPUTS, DIGITAL_OUTPUTS, PortRef, QmConfig
 
 # (from_controller, from_output_port, to_controller, to_input_port)
 Connection = tuple[str, int, str, int]
@@ -40,13 +44,26 @@ class InputSource(Protocol):
         nothing is routed there."""
         ...
 
+    def levels(self, controller: str, port: int, start_ns: int, length_ns: int) -> np.ndarray | None:
+        """Whether the digital outputs wired to digital input (controller, port) are high over the window; None when
+        nothing is wired there."""
+        ...
+
 
 def noise_std_from_power(noise_power: float) -> float:
     """`noisePower` is a variance in V^2; a negative value from a client is treated as no noise."""
     return math.sqrt(noise_power) if noise_power > 0 else 0.0
 
 
-class NoInputs:
+class _AnalogOnly:
+    """An analog source alone: no digital output is wired to any digital input, so each sees 0 V and no pulse, as
+    a real OPD input with no cable."""
+
+    def levels(self, controller: str, port: int, start_ns: int, length_ns: int) -> np.ndarray | None:
+        return None
+
+
+class NoInputs(_AnalogOnly):
     """No simulation interface: every input reads zero volts (plus noise, if any)."""
 
     needs_events = False
@@ -61,7 +78,7 @@ class NoInputs:
         return None
 
 
-class RawInputs:
+class RawInputs(_AnalogOnly):
     """`RawInterface`: the user's samples (1 ns each, from the start of the job) fed into input ports; after the
     last sample the input reads 0 V. Several sample lists into one port add up."""
 
@@ -85,7 +102,42 @@ class RawInputs:
         return out
 
 
-class Loopback:
+class _History:
+    """The recorded play and ramp events of some elements, per element in start order, so a window looks up only the
+    events that can reach it. The runtime records events in program order, which is not time order across
+    elements."""
+
+    def __init__(self, elements: set[str], whole: set[str], reach: int):
+        self.elements = elements
+        self._whole = whole  # elements whose every earlier event matters (sticky levels, IIR filters)
+        self._reach = reach  # how far before a window an event's effect can start (port delays, buffers)
+        self._timelines: dict[str, list[PlayEvent | RampToZeroEvent]] = {}
+        self._starts: dict[str, list[int]] = {}
+        self._longest: dict[str, int] = {}
+
+    def record(self, event: PlayEvent | RampToZeroEvent) -> None:
+        timeline = self._timelines.setdefault(event.element, [])
+        starts = self._starts.setdefault(event.element, [])
+        at = bisect.bisect_right(starts, event.start)
+        starts.insert(at, event.start)
+        timeline.insert(at, event)
+        span = event.length if isinstance(event, PlayEvent) else event.duration
+        self._longest[event.element] = max(self._longest.get(event.element, 0), span)
+
+    def near(self, start: int, length: int) -> list[object]:
+        """The recorded events that can reach the output window: those overlapping it (widened by the reach), and
+        the whole history of the elements that need it."""
+        lo, hi = start - self._reach, start + length
+        events: list[object] = []
+        for name, timeline in self._timelines.items():
+            starts = self._starts[name]
+            last = bisect.bisect_left(starts, hi)
+            first = 0 if name in self._whole else bisect.bisect_left(starts, lo - self._longest[name])
+            events.extend(timeline[first:last])
+        return events
+
+
+class Loopback(_AnalogOnly):
     """`LoopbackInterface`: output ports wired to input ports; an input sees the wired outputs `latency_ns` later.
 
     The output is rendered by the same synthesis as the simulated samples (port offsets, delays and crosstalk
@@ -121,40 +173,30 @@ class Loopback:
             if source in declared
             for q in _crosstalk_sources(config, source)
         }
-        self._elements = {
-            name for name, element in config.elements.items() if feeding.intersection(element.analog_ports)
-        }
-        self._sticky = {
-            name for name in self._elements if (s := config.elements[name].sticky) is not None and s.analog
-        }
-        self._timelines: dict[str, list[PlayEvent | RampToZeroEvent]] = {}
-        self._starts: dict[str, list[int]] = {}
-        self._longest: dict[str, int] = {}
-        self._offsets: list[DcOffsetEvent] = []
-        self._recorded = 0
-        self._cache: dict[tuple, np.ndarray] = {}
+        elements = {name for name, element in config.elements.items() if feeding.intersection(element.analog_ports)}
         # How far before an output window a pulse can start and still show in it; an IIR filter on a wired port
         # remembers everything, so then every recorded pulse counts.
         analog = [p for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
         taps = max((len(p.filter_feedforward) for p in analog), default=0)
-        self._reach = max((p.delay for p in analog), default=0) + alignment_delay_ns(config) + taps
-        self._whole_history = any(config.port(p).filter_feedback for p in feeding)
+        reach = max((p.delay for p in analog), default=0) + alignment_delay_ns(config) + taps
+        if any(config.port(p).filter_feedback for p in feeding):
+            whole = elements
+        else:
+            whole = {name for name in elements if (s := config.elements[name].sticky) is not None and s.analog}
+        self._history = _History(elements, whole, reach)
+        self._offsets: list[DcOffsetEvent] = []
+        self._recorded = 0
+        self._cache: dict[tuple, np.ndarray] = {}
 
     def record(self, event: object) -> None:
         if isinstance(event, DcOffsetEvent):
-            if event.element in self._elements:
+            if event.element in self._history.elements:
                 self._offsets.append(event)
                 self._recorded += 1
             return
-        if not isinstance(event, (PlayEvent, RampToZeroEvent)) or event.element not in self._elements:
+        if not isinstance(event, (PlayEvent, RampToZeroEvent)) or event.element not in self._history.elements:
             return
-        timeline = self._timelines.setdefault(event.element, [])
-        starts = self._starts.setdefault(event.element, [])
-        at = bisect.bisect_right(starts, event.start)
-        starts.insert(at, event.start)
-        timeline.insert(at, event)
-        span = event.length if isinstance(event, PlayEvent) else event.duration
-        self._longest[event.element] = max(self._longest.get(event.element, 0), span)
+        self._history.record(event)
         self._recorded += 1
 
     def samples(self, controller: str, port: int, start_ns: int, length_ns: int) -> np.ndarray | None:
@@ -167,7 +209,7 @@ class Loopback:
             return cached.copy()
         window_start = start_ns - self.latency_ns
         rendered = self._synth.render(
-            self._events_near(window_start, length_ns),
+            self._offsets + self._history.near(window_start, length_ns),
             window_start,
             length_ns,
             include_digital=False,
@@ -181,19 +223,66 @@ class Loopback:
         self._cache[key] = out
         return out.copy()
 
-    def _events_near(self, start: int, length: int) -> list[object]:
-        """The recorded events that can reach the output window: those overlapping it (widened by the largest port
-        delay), and the whole history of sticky elements, whose held level depends on every earlier pulse (of every
-        element, behind an IIR filter)."""
-        lo, hi = start - self._reach, start + length
-        events: list[object] = list(self._offsets)
-        for name, timeline in self._timelines.items():
-            starts = self._starts[name]
-            last = bisect.bisect_left(starts, hi)
-            whole = self._whole_history or name in self._sticky
-            first = 0 if whole else bisect.bisect_left(starts, lo - self._longest[name])
-            events.extend(timeline[first:last])
-        return events
+
+class DigitalLoopback:
+    """The settings' `digital_loopback`: digital output ports wired to digital input ports (the OPD's). An input sees
+    the digital markers the program plays on the wired outputs (delay, buffer and `inverted` included, as rendered
+    for simulated samples) `latency_ns` later, the same latency as the analog wiring. Several outputs into one input
+    are high when any is. Same program-order limit as `Loopback`."""
+
+    def __init__(self, config: QmConfig, connections: Sequence[Connection], latency_ns: int = 24):
+        self.latency_ns = latency_ns
+        self._synth = Synthesizer(config)
+        declared = config.used_ports()
+        self._routes: dict[tuple[str, int], list[PortRef]] = {}
+        for from_controller, from_port, to_controller, to_port in connections:
+            source = PortRef(from_controller, DIGITAL_OUTPUTS, from_port)
+            if source in declared:  # an output this QM does not declare stays low
+                self._routes.setdefault((to_controller, to_port), []).append(source)
+        feeding = {source for sources in self._routes.values() for source in sources}
+        elements = {name for name, element in config.elements.items()
+                    if any(d.port in feeding for d in element.digital_inputs.values())}
+        reach = alignment_delay_ns(config) + max(
+            (d.delay + d.buffer for name in elements for d in config.elements[name].digital_inputs.values()), default=0)
+        # a digitally sticky marker holds until the element's next pulse, however long ago it started
+        whole = {name for name in elements if (s := config.elements[name].sticky) is not None and s.digital}
+        self._history = _History(elements, whole, reach)
+
+    def record(self, event: object) -> None:
+        if isinstance(event, (PlayEvent, RampToZeroEvent)) and event.element in self._history.elements:
+            self._history.record(event)
+
+    def levels(self, controller: str, port: int, start_ns: int, length_ns: int) -> np.ndarray | None:
+        """Whether the wired outputs are high at the input over [start_ns, start_ns + length_ns); None when nothing
+        is wired to it."""
+        sources = self._routes.get((controller, port))
+        if sources is None:
+            return None
+        window_start = start_ns - self.latency_ns
+        rendered = self._synth.render(self._history.near(window_start, length_ns), window_start, length_ns,
+                                      include_analog=False, digital_ports=sources)
+        out = np.zeros(length_ns, dtype=bool)
+        for source in sources:
+            out |= rendered.digital[(source.controller, source.number)]
+        return out
+
+
+class WithDigitalLoopback:
+    """An analog source plus the settings' digital loopback. The analog source's `samples` is bound directly, so an
+    analog measure pays nothing for the digital wiring."""
+
+    needs_events = True
+
+    def __init__(self, analog: InputSource, digital: DigitalLoopback):
+        self.noise_std = analog.noise_std
+        self.samples = analog.samples
+        self.levels = digital.levels
+        self._analog = analog
+        self._digital = digital
+
+    def record(self, event: object) -> None:
+        self._analog.record(event)
+        self._digital.record(event)
 
 
 def _crosstalk_sources(config: QmConfig, port: PortRef) -> list[PortRef]:
@@ -236,10 +325,16 @@ class InputModel:
     loopback: tuple[tuple[str, int, str, int], ...] = ()  # (from controller, output, to controller, input)
     latency_ns: int = 24
     raw: tuple[tuple[str, int, tuple[float, ...]], ...] = ()  # (controller, input, samples at 1 ns)
+    digital_loopback: tuple[tuple[str, int, str, int], ...] = ()  # (from controller, digital output, to, input)
 
     def build(self, config: QmConfig) -> InputSource:
         if self.raw:
-            return RawInputs({(c, p): np.asarray(s, dtype=float) for c, p, s in self.raw}, self.noise_std)
-        if self.loopback:
-            return Loopback(config, list(self.loopback), self.latency_ns, self.noise_std)
-        return NoInputs(self.noise_std)
+            analog: InputSource = RawInputs({(c, p): np.asarray(s, dtype=float) for c, p, s in self.raw},
+                                            self.noise_std)
+        elif self.loopback:
+            analog = Loopback(config, list(self.loopback), self.latency_ns, self.noise_std)
+        else:
+            analog = NoInputs(self.noise_std)
+        if not self.digital_loopback:
+            return analog
+        return WithDigitalLoopback(analog, DigitalLoopback(config, self.digital_loopback, self.latency_ns))

@@ -165,10 +165,11 @@ class Synthesizer:
         include_analog: bool = True,
         include_digital: bool = True,
         analog_ports: Sequence[PortRef] | None = None,
+        digital_ports: Sequence[PortRef] | None = None,
     ) -> OutputSamples:
         """Samples over [start_ns, start_ns + length_ns) of the output timeline (after port delays).
 
-        `analog_ports` limits the analog ports rendered (default: every declared analog output).
+        `analog_ports` / `digital_ports` limit the ports rendered (default: every declared output of the kind).
         """
         length_ns = max(0, int(length_ns))
         plays: dict[str, list[PlayEvent]] = {}
@@ -190,7 +191,8 @@ class Synthesizer:
             ports = self._analog_ports if analog_ports is None else list(analog_ports)
             analog = self._render_analog(plays, ramps, offsets, start_ns, length_ns, ports)
         if include_digital:
-            digital = self._render_digital(plays, ramps, start_ns, length_ns)
+            ports = self._digital_ports if digital_ports is None else list(digital_ports)
+            digital = self._render_digital(plays, ramps, start_ns, length_ns, ports)
         return OutputSamples(analog, digital)
 
     # ---------------------------------------------------------------------------------------------------------
@@ -482,10 +484,9 @@ class Synthesizer:
         ramps: dict[str, list[RampToZeroEvent]],
         start: int,
         length: int,
+        ports: Sequence[PortRef],
     ) -> dict[PortKey, np.ndarray]:
-        intervals: dict[PortRef, tuple[list[np.ndarray], list[np.ndarray]]] = {
-            p: ([], []) for p in self._digital_ports
-        }
+        intervals: dict[PortRef, tuple[list[np.ndarray], list[np.ndarray]]] = {p: ([], []) for p in ports}
         for name, timeline in plays.items():
             element = self.config.elements[name]
             if not element.digital_inputs:

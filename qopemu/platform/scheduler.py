@@ -63,8 +63,10 @@ class QmRunner:
 
 
 def executed_inputs(settings: Settings) -> InputModel:
-    """Executed jobs see the server-wide wiring of the settings' [inputs] table."""
-    return InputModel(settings.inputs.noise_std, settings.inputs.loopback, settings.inputs.latency_ns)
+    """Executed jobs see the server-wide wiring of the settings' [inputs] table, analog and digital."""
+    wiring = settings.inputs
+    return InputModel(wiring.noise_std, wiring.loopback, wiring.latency_ns,
+                      digital_loopback=wiring.digital_loopback)
 
 
 def execute_on_qm(job: Job, qm: QuantumMachine, pool: WorkerPool, settings: Settings) -> None:
