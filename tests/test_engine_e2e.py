@@ -105,10 +105,10 @@ def test_measure_tuple_outputs_give_the_demod_full_result(qmm):
     assert tuple_form == demod_full == pytest.approx(0.2 * 200 / 4096, rel=1e-3)
 
 
-def test_digital_measure_processes_are_refused_with_the_reason(qmm, caplog):
+def test_digital_measure_processes_on_an_element_without_digital_outputs_are_refused(qmm, caplog):
     with program() as prog:
         n = declare(int)
         measure("readout", "ro", counting.digital(n, 100, "out1"))
     with pytest.raises(FailedToExecuteJobException):
         qmm.simulate(CONFIG, prog, SimulationConfig(duration=100))
-    assert any("need a model of the digital inputs" in r.getMessage() for r in caplog.records)
+    assert any("has no digital output 'out1'" in r.getMessage() for r in caplog.records)

@@ -19,6 +19,16 @@ using the cosine weights. Sliced / accumulated / moving-window results split the
 `samplesPerChunk` clock cycles (Guides/features.md, "Demodulation"). Raw ADC traces are int16 counts, inverted on
 the OPX+ (counts = -V * 4096).
 
+Digital inputs (the OPD, Hardware/dib.md: 10 inputs "sampled at 1 ns resolution", each with a polarity, a deadtime and
+a voltage threshold). `counting.digital` and `time_tagging.digital` read the element's `digitalOutputs` over `max_time`
+ns from the same window start as the analog processes (time of flight after the readout starts). A wired digital
+output drives 3.3 V when high and 0 V when low (LVTTL, Hardware/OPX_hardware.md port specifications); the input is
+high where that voltage is above its threshold. A pulse is an edge of the configured polarity (RISING: low to high,
+FALLING: high to low) inside the window; an edge less than `deadtime` ns after the last detected one is not detected
+("only the 1st pulse out of two pulses 10 ns apart will be detected" with 16 ns), and the first edge of a window is
+always detected. Time tags are ns from the window start (qm.qua `time_tagging.digital` docstring: "times of the
+detected pulses ... (in ns)"); counting sums the pulses of every output it names.
+
 The closed form. When nothing is routed to any input a measure reads, every sample is offset + noise, and each
 result is a linear function of Gaussian samples: its mean is offset * sum(coefficients) and the results of one
 measure are jointly Gaussian with covariance sigma**2 * 2**-24 * sum(coef_k * coef_l). Both are precomputed per
@@ -43,6 +53,7 @@ DEMOD_SCALE = 2.0**-12
 _TWO_PI = 2.0 * math.pi
 _NORMAL_BLOCK = 8192
 _HALF_RANGE = 1 << 31
+DIGITAL_HIGH_VOLTS = 3.3
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,27 @@ class ProcessSpec:
 
 
 @dataclass(frozen=True)
+class DigitalInput:
+    """A controller digital input as its config sets the detector (threshold in V, deadtime in ns)."""
+
+    controller: str
+    port: int
+    threshold: float
+    falling: bool
+    deadtime: int
+
+
+@dataclass(frozen=True)
+class DigitalProcess:
+    """`counting.digital` (the number of pulses on all `inputs`) or `time_tagging.digital` (the times of the pulses on
+    its one input), over `window` ns."""
+
+    inputs: tuple[DigitalInput, ...]
+    window: int
+    counting: bool
+
+
+@dataclass(frozen=True)
 class MeasureSpec:
     """Everything a measure needs at run time, fixed by the config at compile time (plain, picklable data)."""
 
@@ -92,6 +124,7 @@ class MeasureSpec:
     adc_tag: str | None  # raw ADC stream, or None
     adc_ports: tuple[tuple[str, int], ...]  # the element's analog inputs, in output order
     offsets: dict = field(default_factory=dict)  # (controller, port) -> input offset (V)
+    digital: tuple[DigitalProcess, ...] = ()  # their results follow the analog processes' results
 
     def ports(self) -> list[tuple[str, int]]:
         seen = {(t.controller, t.port) for p in self.processes for t in p.terms}
@@ -225,6 +258,7 @@ class Acquirer:
         self._normals = normals
         self._sigma = float(inputs.noise_std)
         self._ports = spec.ports()
+        self._digital_processes = spec.digital
         self._closed_ok = spec.adc_tag is None and all(not p.division and not p.tagging for p in spec.processes)
         # the window every input is read over: raw ADC recording (smearing either side) and the longest process
         self._raw_offset = spec.time_of_flight - spec.smearing
@@ -244,8 +278,33 @@ class Acquirer:
                 routed = routed or {}
                 routed[(controller, port)] = signal
         if routed is None and self._closed_ok:
-            return self._closed_form(phase, frequency)
-        return self._sampled(t0, phase, frequency, routed or {}, raw_start, self._window)
+            results = self._closed_form(phase, frequency)
+        else:
+            results = self._sampled(t0, phase, frequency, routed or {}, raw_start, self._window)
+        if self._digital_processes:
+            start = t0 + self.spec.time_of_flight
+            results += [self._digital(start, process) for process in self._digital_processes]
+        return results
+
+    def _digital(self, start: int, process: DigitalProcess) -> int | list[int]:
+        if process.counting:
+            return sum(len(self._pulses(start, put, process.window)) for put in process.inputs)
+        return self._pulses(start, process.inputs[0], process.window)
+
+    def _pulses(self, start: int, put: DigitalInput, window: int) -> list[int]:
+        """Detected pulses (ns from `start`) on one digital input over `window` ns."""
+        # one sample before the window, so an edge on its first ns shows
+        level = self._inputs.levels(put.controller, put.port, start - 1, window + 1)
+        if level is None:
+            return []
+        high = level * DIGITAL_HIGH_VOLTS > put.threshold
+        before, after = high[:-1], high[1:]
+        edges = np.flatnonzero(before & ~after if put.falling else after & ~before).tolist()
+        pulses: list[int] = []
+        for t in edges:
+            if not pulses or t - pulses[-1] >= put.deadtime:
+                pulses.append(t)
+        return pulses
 
     def _closed_form(self, phase: float, frequency: float) -> list:
         form = self._closed.get(frequency)

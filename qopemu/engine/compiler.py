@@ -23,7 +23,7 @@ import numpy as np
 from google.protobuf.json_format import MessageToDict
 
 from qopemu.engine import fixed as fx
-from qopemu.engine.acquisition import MeasureSpec, ProcessSpec, Term
+from qopemu.engine.acquisition import DigitalInput, DigitalProcess, MeasureSpec, ProcessSpec, Term
 from qopemu.engine.runtime import pure_helpers
 from qopemu.engine.timing import CLOCK_NS, TimelineLayout, max_expr
 from qopemu.engine.waveforms import alignment_delay_ns
@@ -755,8 +755,8 @@ class _Generator:
             self.problem(loc, f"measure needs a measurement pulse, but operation '{node.pulse.name}' of element "
                               f"'{name}' plays control pulse '{pulse.name}'")
             return
-        if not element.outputs:
-            self.problem(loc, f"measure on element '{name}', which has no outputs")
+        if not element.outputs and not element.digital_outputs:
+            self.problem(loc, f"measure on element '{name}', which has no outputs nor digitalOutputs")
             return
         if len(node.outputs):
             # qm-qua 1.4 never fills this field: it sends measure's tuple form, (iw, target) or
@@ -764,13 +764,23 @@ class _Generator:
             self.problem(loc, f"{_NOT_YET}: the legacy MeasureStatement 'outputs' field (write demod.full(...))")
             return
         processes: list[ProcessSpec] = []
+        digital: list[DigitalProcess] = []
         targets: list[tuple] = []
+        digital_targets: list[tuple] = []
         for process in node.measureProcesses:
-            parsed = self._measure_process(process, element, pulse, loc)
+            if process.WhichOneof("process") == "digital":
+                parsed = self._digital_process(process.digital, element, loc)
+                kept, kept_targets = digital, digital_targets
+            else:
+                parsed = self._measure_process(process, element, pulse, loc)
+                kept, kept_targets = processes, targets
             if parsed is not None:
-                processes.append(parsed[0])
-                targets.append(parsed[1])
+                kept.append(parsed[0])
+                kept_targets.append(parsed[1])
+        targets += digital_targets  # the acquirer returns the digital results after the analog ones
         if node.streamAs:
+            if not element.outputs:
+                self.problem(loc, f"raw ADC stream of element '{name}', which has no analog 'outputs'")
             self._stream_kind(node.streamAs, "adc", loc)
         offsets = {(p.controller, p.number): self.config.port(p).offset for p in element.outputs.values()
                    if p.controller in self.config.controllers and p in self.config.controllers[p.controller].ports}
@@ -785,6 +795,7 @@ class _Generator:
             adc_tag=node.streamAs or None,
             adc_ports=tuple((p.controller, p.number) for _, p in sorted(element.outputs.items())),
             offsets=offsets,
+            digital=tuple(digital),
         )
         index = len(self.measures)
         self.measures.append(spec)
@@ -797,11 +808,11 @@ class _Generator:
         self.emit_event(f"_ev(_PlayEvent({name!r}, {node.pulse.name!r}, {pulse.name!r}, {start}, {pulse.length}, "
                         f"{amp}, {self._freq_src(name)}, {self._phase_src(name, start)}, (), (), None, True, "
                         f"{self._correction_src(name)}))")
-        acquire_length = max([p.length for p in processes] + [pulse.length])
+        acquire_length = max([p.length for p in processes] + [p.window for p in digital] + [pulse.length])
         self.emit_event(f"_ev(_AcquisitionEvent({name!r}, {start} + {time_of_flight}, {acquire_length}, "
                         f"{_process_names(node)!r}))")
         self.emit(f"{t} = {start} + {pulse.length}")
-        if not processes and not node.streamAs:
+        if not processes and not digital and not node.streamAs:
             return
         result = self.fresh("r")
         phase = self._phase_src(name, f"{start} + {time_of_flight}")
@@ -818,12 +829,9 @@ class _Generator:
                 self.emit(f"{target[1]}[:{target[2]}] = {result}[{i}]")
 
     def _measure_process(self, process, element, pulse, loc: str):
-        which = process.WhichOneof("process")
-        if which != "analog":
-            # They count the pulses of a controller digital input (the OPD add-on); nothing defines what a digital
-            # input sees: the loopback wiring and the simulation interfaces connect analog outputs to analog inputs.
-            self.problem(loc, f"{_NOT_YET}: digital measure processes (counting.digital, time_tagging.digital) need "
-                              f"a model of the digital inputs, which qopemu does not have")
+        if not element.outputs:
+            self.problem(loc, f"analog measure process on element '{element.name}', which has no analog 'outputs' "
+                              f"(only digitalOutputs)")
             return None
         analog = process.analog
         kind = analog.WhichOneof("process")
@@ -891,20 +899,72 @@ class _Generator:
         params = dec.outputPulseParameters
         output = node.elementOutput or sorted(element.outputs)[0]
         port = element.outputs.get(output)
-        array = self._var(node.target.name, loc, array=True)
-        count = self._var(node.targetLen.name, loc, scalar=True) if node.HasField("targetLen") else None
+        target = self._tags_target(node, loc)
         if port is None:
             self.problem(loc, f"element '{element.name}' has no output '{output}'")
             return None
+        if target is None:
+            return None
+        # high_res tags are in ps (qm.qua time_tagging.high_res docstring); the ADC resolves 1 ns
+        tagging = (int(params.signalThreshold), params.signalPolarity == 1, int(node.maxTime), 1000 if high_res else 1)
+        spec = ProcessSpec(False, (Term(port.controller, port.number, _EMPTY, _EMPTY),), tagging=tagging)
+        return spec, target
+
+    def _tags_target(self, node, loc: str) -> tuple | None:
+        """Where a time tagging process writes: as many tags as fit its int array, and their number."""
+        array = self._var(node.target.name, loc, array=True)
+        count = self._var(node.targetLen.name, loc, scalar=True) if node.HasField("targetLen") else None
         if array is None or (node.HasField("targetLen") and count is None):
             return None
         if array.type != INT or (count is not None and count.type != INT):
             self.problem(loc, "time tagging writes ints: its target array and count must be int")
             return None
-        # high_res tags are in ps (qm.qua time_tagging.high_res docstring); the ADC resolves 1 ns
-        tagging = (int(params.signalThreshold), params.signalPolarity == 1, int(node.maxTime), 1000 if high_res else 1)
-        spec = ProcessSpec(False, (Term(port.controller, port.number, _EMPTY, _EMPTY),), tagging=tagging)
-        return spec, ("tags", array.local, array.size, count.local if count else None)
+        return "tags", array.local, array.size, count.local if count else None
+
+    def _digital_process(self, node, element, loc: str):
+        """`counting.digital` / `time_tagging.digital`: pulses on the controller digital inputs that the element's
+        `digitalOutputs` name, detected as those ports' threshold, polarity and deadtime set."""
+        kind = node.WhichOneof("process")
+        body = getattr(node, kind)
+        names = (list(body.elementOutputs) or [""]) if kind == "counting" else [body.elementOutput]
+        inputs = []
+        for output in names:
+            port = self._digital_output(element, output, loc)
+            if port is None:
+                return None
+            declared = self.config.port(port)
+            inputs.append(DigitalInput(port.controller, port.number, float(declared.threshold),
+                                       declared.polarity == "falling", int(declared.deadtime)))
+        if body.maxTime <= 0:
+            self.problem(loc, f"the max_time of a digital measure process must be > 0 ns, got {body.maxTime}")
+            return None
+        if kind == "counting":
+            var = self._var(body.target.name, loc, scalar=True)
+            if var is None:
+                return None
+            if var.type != INT:
+                self.problem(loc, f"counting writes an int: its target '{var.name}' must be int, not {var.type}")
+                return None
+            return DigitalProcess(tuple(inputs), int(body.maxTime), True), ("scalar", var.local)
+        target = self._tags_target(body, loc)
+        if target is None:
+            return None
+        return DigitalProcess(tuple(inputs), int(body.maxTime), False), target
+
+    def _digital_output(self, element, output: str, loc: str):
+        outputs = element.digital_outputs
+        known = ", ".join(sorted(outputs)) or "none"
+        if not output:
+            if len(outputs) != 1:
+                self.problem(loc, f"element '{element.name}' has {len(outputs)} digitalOutputs ({known}): name the "
+                                  f"one to read")
+                return None
+            output = next(iter(outputs))
+        port = outputs.get(output)
+        if port is None:
+            self.problem(loc, f"element '{element.name}' has no digital output '{output}' (its digitalOutputs: "
+                              f"{known})")
+        return port
 
     def _term(self, weight_name: str, output: str, element, pulse, loc: str) -> Term | None:
         if weight_name not in pulse.integration_weights:
@@ -1153,9 +1213,9 @@ class _Generator:
 def _process_names(node) -> str:
     kinds = []
     for process in node.measureProcesses:
-        if process.WhichOneof("process") == "analog":
-            kind = process.analog.WhichOneof("process")
-            kinds.append(kind[0].upper() + kind[1:])
+        which = process.WhichOneof("process")
+        kind = getattr(process, which).WhichOneof("process")
+        kinds.append(("Digital" if which == "digital" else "") + kind[0].upper() + kind[1:])
     if node.streamAs:
         kinds.append("RawAdc")
     return ",".join(kinds)
