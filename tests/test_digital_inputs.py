@@ -202,25 +202,33 @@ def client_program():
     return prog
 
 
-def fetch(server, name_values=("n", "total", "times")):
-    qmm = QuantumMachinesManager(server.host, server.port)
-    qm = qmm.open_qm(CONFIG, close_other_machines=False)
+def fetch(qm, name_values=("n", "total", "times")):
     job = qm.queue.add(client_program()).wait_for_execution()
     assert job.result_handles.wait_for_all_values(timeout=30)
-    values = {name: job.result_handles.get(name).fetch_all() for name in name_values}
-    qmm.close_all_qms()
-    return values
+    return {name: job.result_handles.get(name).fetch_all() for name in name_values}
 
 
-def test_executed_jobs_see_the_server_wide_digital_loopback():
+def test_executed_jobs_see_the_server_wide_digital_loopback_and_the_qm_level_detector_settings():
     with qopemu.Server(settings.Settings(inputs=settings.InputSettings(digital_loopback=WIRING))) as server:
-        values = fetch(server)
-    assert int(values["n"]) == 3 and int(values["total"]) == 5
-    assert values["times"].tolist() == [0, 10, 60]
+        qmm = QuantumMachinesManager(server.host, server.port)
+        qm = qmm.open_qm(CONFIG, close_other_machines=False)
+        values = fetch(qm)
+        assert int(values["n"]) == 3 and int(values["total"]) == 5
+        assert values["times"].tolist() == [0, 10, 60]
+        # programs added afterwards detect with the new settings: out1 now misses the edge 10 ns after the first
+        qm.set_digital_input_deadtime(("con1", 1), 16)
+        qm.set_digital_input_polarity(("con1", 2), "RISING")
+        values = fetch(qm)
+        assert int(values["n"]) == 2 and int(values["total"]) == 4
+        qm.set_digital_input_threshold(("con1", 1), 3.5)
+        assert int(fetch(qm)["n"]) == 0
+        qmm.close_all_qms()
 
 
 def test_executed_jobs_without_wiring_count_nothing(server):
-    values = fetch(server, ("n", "total"))
+    qmm = QuantumMachinesManager(server.host, server.port)
+    values = fetch(qmm.open_qm(CONFIG, close_other_machines=False), ("n", "total"))
+    qmm.close_all_qms()
     assert int(values["n"]) == 0 and int(values["total"]) == 0
 
 

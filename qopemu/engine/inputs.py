@@ -319,7 +319,7 @@ def resolve_wire(config: QmConfig, wire: tuple[str, int, int, str, int, int]) ->
 
 @dataclass(frozen=True)
 class InputModel:
-    """What the analog inputs see, as plain data; the worker builds the engine's input source from it."""
+    """What the analog and digital inputs see, as plain data; the worker builds the engine's input source from it."""
 
     noise_std: float = 0.0
     loopback: tuple[tuple[str, int, str, int], ...] = ()  # (from controller, output, to controller, input)
