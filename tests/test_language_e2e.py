@@ -157,3 +157,32 @@ def test_library_functions(run):
     expected = [0.5, 0.375, np.cos(np.pi / 4), 1.0, np.exp(-1.0), np.log(2.0), 0.25, 0.75, -0.5, 0.5, 0.5, 0.375, 2**2.5]
     assert fixed_values == pytest.approx(expected, abs=1e-4)
     assert int_values.tolist() == [2, 2, 9, 2**27]  # unsafe_cast_int: the raw 4.28 word of 0.5
+
+
+def test_float_literals_where_ints_are_wanted_are_cast_like_the_platform(run, server):
+    from qm import QuantumMachinesManager, SimulationConfig
+    from qm.qua import play, update_frequency, wait
+
+    with program() as prog:
+        i = declare(int)
+        j = declare(int)
+        st = declare_stream()
+        assign(i, 100.0)
+        assign(j, 2.5e3)
+        save(i, st)
+        save(j, st)
+        with stream_processing():
+            st.save_all("ints")
+    assert run(prog, "ints").tolist() == [100, 2500]
+
+    with program() as timing:
+        play("cw", "resonator", duration=25.0)  # 25 clock cycles
+        wait(1e2, "resonator")  # 100 clock cycles
+        update_frequency("resonator", 4e6)
+        play("cw", "resonator")
+    qmm = QuantumMachinesManager(server.host, server.port)
+    job = qmm.simulate(config(), timing, SimulationConfig(duration=400, include_analog_waveforms=True))
+    plays = sorted(job.get_simulated_waveform_report().analog_waveforms, key=lambda w: w.timestamp)
+    assert [p.length for p in plays] == [100, 100]
+    assert plays[1].timestamp - plays[0].timestamp == 100 + 400
+    assert plays[1].current_intermediate_frequency == pytest.approx(4e6)

@@ -245,8 +245,8 @@ class _Generator:
             return 0
         if want == BOOL:
             return bool(value)
-        if want == INT:
-            return fx.wrap(math.floor(value)) if isinstance(value, float) else fx.wrap(int(value))
+        if want == INT:  # a float where an int is wanted is truncated, as the platform casts it
+            return fx.wrap(math.trunc(value)) if isinstance(value, float) else fx.wrap(int(value))
         return fx.fixed_from_float(float(value))
 
     # ---------------------------------------------------------------------------------- static analysis
@@ -523,6 +523,8 @@ class _Generator:
         if value.type == BOOL:
             self.problem(loc, "update_frequency needs an int frequency, got a bool")
             return
+        if value.float_literal is not None:  # update_frequency(el, 50e6): a float literal the platform casts
+            value = self.convert(value, INT, loc)
         hz = f"({self.to_python(value)}) * {_FREQ_UNITS.get(node.units, 1.0)!r}"
         i = self.dynamic_phase[name]
         if node.keepPhase:  # continuous phase: the new frequency starts from the phase reached now
@@ -1165,6 +1167,12 @@ class _Generator:
                 out = _Expr(f"({fx.ONE} if {e.src} else 0)", FIXED)
             else:
                 out = _Expr(fx.WRAP_SRC.format(f"({e.src}) << 28"), FIXED)
+        elif e.float_literal is not None:
+            # A Python float where QUA wants an int (update_frequency(el, 50e6), wait(1e3), duration=100.0):
+            # the client sends it as a fixed literal, which cannot hold it; the platform casts the number itself
+            # to int, truncating ("update_frequency('q1', 100.7) will set the frequency to 100 Hz").
+            value = fx.wrap(math.trunc(e.float_literal))
+            return _Expr(str(value), INT, value)
         else:  # INT
             out = _Expr(f"(1 if {e.src} else 0)", INT) if e.type == BOOL else _Expr(f"(({e.src}) >> 28)", INT)
         return self._fold(out, loc)
