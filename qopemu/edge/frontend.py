@@ -14,16 +14,17 @@ from google.protobuf import empty_pb2, wrappers_pb2
 from qm.grpc.qm.pb import frontend_pb2, frontend_pb2_grpc, inc_qm_api_pb2, qm_manager_pb2
 
 from qopemu import __version__, qmconfig
-from qopemu.edge.identity import Identity
-from qopemu.edge.simulation import SimulationHandler
-from qopemu.platform.jobs import Job, JobStatus
 from qopemu.edge.errors import (NOT_SUPPORTED, compiler_messages, config_messages, error_messages,
                                 physical_messages)
+from qopemu.edge.identity import Identity
+from qopemu.edge.simulation import SimulationHandler
 from qopemu.platform.errors import JobNotFound, PhysicalRefused, Refused
+from qopemu.platform.jobs import Job, JobStatus
 from qopemu.platform.qop import Qop
 from qopemu.platform.queue import JobFilter
 
 log = logging.getLogger(__name__)
+
 
 def job_status(job: Job, position: int | None) -> frontend_pb2.JobExecutionStatus:
     """A job's state as the client's `JobExecutionStatus` oneof; every time field it can read is filled."""
@@ -243,7 +244,7 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
             else:
                 change = _config_change(request, which)
                 if change is None:
-                    return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=error_messages([NOT_SUPPORTED + which]))
+                    return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=error_messages([NOT_SUPPORTED + str(which)]))
                 self._qop.change_config(request.quantumMachineId, change)
         except Refused as exc:
             return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=error_messages(exc.messages))
