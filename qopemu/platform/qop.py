@@ -177,13 +177,13 @@ class Qop:
 
     def push_input_stream(self, job_id: str, name: str, values: list) -> None:
         job = self.job(job_id)
-        execution = job.execution
-        if name not in job.program.input_streams:
-            declared = ", ".join(n.removeprefix("input_stream_") for n in job.program.input_streams) or "none"
+        execution, program = job.execution, job.program
+        if job.status is not JobStatus.RUNNING or execution is None or program is None:
+            raise Refused(f"job '{job_id}' is {job.status.value}, not running: it cannot take input stream data")
+        if name not in program.input_streams:
+            declared = ", ".join(n.removeprefix("input_stream_") for n in program.input_streams) or "none"
             raise UnknownInputStream(f"job '{job_id}' has no input stream '{name.removeprefix('input_stream_')}' "
                                      f"(it declares: {declared})")
-        if job.status is not JobStatus.RUNNING or execution is None:
-            raise Refused(f"job '{job_id}' is {job.status.value}, not running: it cannot take input stream data")
         execution.push_input_stream(name, values)
 
     def set_io(self, qm_id: str, values: dict[int, Any]) -> None:

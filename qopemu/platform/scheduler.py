@@ -100,7 +100,9 @@ def run_job(job: Job, request: JobRequest, pool: WorkerPool, settings: Settings,
         log.exception("job %s could not run", job.id)
         outcome = Outcome("error", [f"qopemu could not run the job: {exc}"])
     job.outcome = outcome
-    job.execution = None
+    # The record outlives the job (status, results); what only running needed goes, so that a long-lived server
+    # keeps small records of many jobs.
+    job.execution = job.program = job.config = None
     if outcome.status == "completed":
         job.results.finish()
         job.complete()
