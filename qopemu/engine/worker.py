@@ -6,7 +6,7 @@ included — at once, and a fresh worker takes its place. A worker that dies for
 
 Simulations run the same way, so the engine that simulates is the engine that executes.
 
-Messages, worker -> server (one pipe per worker):
+Messages, worker -> server (one socket per worker):
     ("values", tag, kind, values, timestamps)   batched saves
     ("adc", tag, input_number, traces, timestamps)
     ("started",)  ("paused",)  ("io", number, value)
