@@ -382,9 +382,12 @@ class _WorkerHost:
                 _, tag, kind, values, stamps = message
                 message = ("values", tag, kind, np.array(values, dtype=_DTYPES[kind]),
                            np.array(stamps, dtype=np.int64))
-            self._conn.send(message)
-            if raw is not None:
-                self._conn.send_bytes(raw)
+            try:
+                self._conn.send(message)
+                if raw is not None:
+                    self._conn.send_bytes(raw)
+            except OSError:  # the server closed the connection (halt, shutdown): nobody is listening any more
+                return
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(_FLUSH_INTERVAL_S):
