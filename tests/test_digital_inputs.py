@@ -26,7 +26,7 @@ from qopemu import qmconfig, settings
 from qopemu.engine.compiler import CompileError, compile_program
 from qopemu.engine.inputs import InputModel
 from qopemu.engine.runtime import run
-from test_engine_support import RecordingHost
+from engine_support import RecordingHost
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

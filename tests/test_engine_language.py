@@ -17,7 +17,7 @@ from qopemu.engine import fixed as fx
 from qopemu.engine.compiler import CompileError
 from qopemu.engine.runtime import QuaRuntimeError, run
 from qopemu.engine.compiler import compile_program
-from test_engine_support import RecordingHost, SilentInputs, compile_qua, make_config
+from engine_support import RecordingHost, SilentInputs, compile_qua, make_config
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

@@ -14,7 +14,7 @@ from qm.qua import (
 from qopemu.engine.compiler import CompileError
 from qopemu.engine.events import PlayEvent
 from qopemu.engine.runtime import run
-from test_engine_support import RecordingHost, SilentInputs, compile_qua, make_config
+from engine_support import RecordingHost, SilentInputs, compile_qua, make_config
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

@@ -18,7 +18,7 @@ from qopemu.engine.compiler import CompileError, compile_program
 from qopemu.engine.runtime import run
 from qopemu.engine.waveform_report import build_waveform_report
 from qopemu.engine.waveforms import render
-from test_engine_support import IF_QUBIT, RecordingHost, SilentInputs, compile_qua, make_config
+from engine_support import IF_QUBIT, RecordingHost, SilentInputs, compile_qua, make_config
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

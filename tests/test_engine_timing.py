@@ -12,7 +12,7 @@ from qm.qua import (
 
 from qopemu.engine.events import AcquisitionEvent, DcOffsetEvent, PhaseResetEvent, PlayEvent, RampToZeroEvent
 from qopemu.engine.runtime import run
-from test_engine_support import IF_QUBIT, IF_RES, READOUT_LEN, RecordingHost, SilentInputs, compile_qua
+from engine_support import IF_QUBIT, IF_RES, READOUT_LEN, RecordingHost, SilentInputs, compile_qua
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
