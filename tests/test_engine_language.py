@@ -257,7 +257,6 @@ def test_runtime_errors_name_the_statement():
 def test_compile_errors_are_collected():
     with program() as prog:
         arr = declare(int, size=3)
-        i = declare(int)
         assign(arr[7], 1)
         play("nope", "qubit")
         play("pi", "ghost")

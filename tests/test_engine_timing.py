@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 from qm.qua import (
-    align, amp, assign, declare, declare_stream, fixed, for_, frame_rotation_2pi, if_, measure, play, program,
+    align, amp, declare, declare_stream, fixed, for_, frame_rotation_2pi, if_, measure, play, program,
     ramp, ramp_to_zero, reset_frame, reset_if_phase, save, set_dc_offset, update_frequency, wait, dual_demod,
 )
 
