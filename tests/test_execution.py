@@ -202,9 +202,53 @@ def test_pushing_to_an_undeclared_input_stream_names_it(qm):
     assert job.result_handles.wait_for_all_values(timeout=10) is True
 
 
-def test_element_corrections_answer_with_what_to_use_instead(qm):
+def test_element_corrections_of_a_running_job(qm):
     job = paused(qm.queue.add(_pausing()))
-    with pytest.raises(Exception) as refused:
-        job.set_element_correction("qubit", (1.0, 0.0, 0.0, 1.0))
-    assert "update_correction" in str(refused.value)
+    assert job.get_element_correction("qubit") == (1.0, 0.0, 0.0, 1.0)  # the mixer's, for the qubit's IF and LO
+    applied = job.set_element_correction("qubit", (1.0, 0.1, -0.2, 0.9))
+    assert applied == pytest.approx((1.0, 0.1, -0.2, 0.9), abs=2**-17)
+    assert all(v * 65536 == round(v * 65536) for v in applied)  # the platform's 2^-16 resolution
+    assert job.get_element_correction("qubit") == applied
+    with pytest.raises(Exception) as single:
+        job.set_element_correction("resonator", (1.0, 0.0, 0.0, 1.0))
+    assert type(single.value).__name__ == "ElementWithSingleInputError"
+    with pytest.raises(Exception) as bad:
+        job.set_element_correction("qubit", (2.5, 0.0, 0.0, 1.0))
+    assert "outside the range" in str(bad.value)
     job.halt()
+
+
+def test_an_element_correction_changes_what_the_outputs_play():
+    import qopemu
+    from qm import QuantumMachinesManager
+    from qm.qua import align, integration, measure, play
+    from qopemu.settings import InputSettings, Settings
+
+    cfg = config()
+    cfg["elements"]["qubit"]["intermediate_frequency"] = 0
+    cfg["mixers"]["mixer_qubit"] = [{"intermediate_frequency": 0, "lo_frequency": 5e9, "correction": (1, 0, 0, 1)}]
+    with program() as prog:
+        x = declare(fixed)
+        st = declare_stream()
+        pause()
+        align()
+        play("cw", "qubit")  # 0.2 V on I for 100 ns, looped back into analog input 1
+        measure("readout", "resonator", None, integration.full("cos", x, "out1"))
+        save(x, st)
+        with stream_processing():
+            st.save("x")
+    wiring = InputSettings(loopback=(("con1", 1, "con1", 1),))
+    with qopemu.Server(Settings(inputs=wiring)) as server:
+        qmm = QuantumMachinesManager(server.host, server.port)
+        qm = qmm.open_qm(cfg, close_other_machines=False)
+        measured = []
+        for correction in (None, (0.5, 0.0, 0.0, 1.0)):
+            job = paused(qm.queue.add(prog))
+            if correction:
+                job.set_element_correction("qubit", correction)
+            job.resume()
+            assert job.result_handles.wait_for_all_values(timeout=30)
+            measured.append(job.result_handles.get("x").fetch_all())
+        qmm.close_all_qms()
+    assert measured[0] == pytest.approx(0.2 * 100 / 4096, rel=1e-3)
+    assert measured[1] == pytest.approx(measured[0] / 2, rel=3e-3)  # up to the 12-bit ADC step

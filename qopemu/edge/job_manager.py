@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from qm.grpc.qm.pb import errors_pb2, job_manager_pb2, job_manager_pb2_grpc
+from qm.grpc.qm.pb import errors_pb2, general_messages_pb2, job_manager_pb2, job_manager_pb2_grpc
 
-from qopemu.edge.errors import NOT_SUPPORTED
-from qopemu.platform.errors import JobNotFound, Refused, UnknownInputStream
+from qopemu.platform.errors import BadElementCorrection, JobNotFound, NotRunning, Refused, UnknownInputStream
 from qopemu.platform.qop import Qop
 
 
@@ -39,15 +38,29 @@ class JobManagerService(job_manager_pb2_grpc.JobManagerServiceServicer):
             header = _header(request.jobId)
         return job_manager_pb2.InsertInputStreamResponse(jobManagerResponseHeader=header)
 
-    # The client turns this answer into InvalidElementCorrectionError carrying the message.
     def SetElementCorrection(self, request, context):
-        return job_manager_pb2.SetElementCorrectionResponse(jobManagerResponseHeader=self._no_correction(request))
+        m = request.correction
+        matrix = (m.v00, m.v01, m.v10, m.v11)
+        return self._correction(request, job_manager_pb2.SetElementCorrectionResponse,
+                                lambda: self._qop.set_element_correction(request.jobId, request.qeName, matrix))
 
     def GetElementCorrection(self, request, context):
-        return job_manager_pb2.GetElementCorrectionResponse(jobManagerResponseHeader=self._no_correction(request))
+        return self._correction(request, job_manager_pb2.GetElementCorrectionResponse,
+                                lambda: self._qop.get_element_correction(request.jobId, request.qeName))
 
     @staticmethod
-    def _no_correction(request) -> job_manager_pb2.JobManagerResponseHeader:
-        return _header(request.jobId, errors_pb2.JobOperationSpecificError,
-                       NOT_SUPPORTED + f"job.set_element_correction / get_element_correction ('{request.qeName}'); "
-                       "use update_correction in the QUA program", errors_pb2.InvalidCorrectionMatrixError)
+    def _correction(request, response_type, action):
+        """Run a correction request; failures become the header codes the client turns into its exceptions."""
+        try:
+            v00, v01, v10, v11 = action()
+        except JobNotFound as exc:
+            header = _header(request.jobId, errors_pb2.MissingJobError, str(exc))
+        except NotRunning as exc:
+            header = _header(request.jobId, errors_pb2.InvalidJobExecutionStatusError, str(exc))
+        except BadElementCorrection as exc:
+            detail = errors_pb2.SingleInputElementError if exc.single_input else errors_pb2.InvalidCorrectionMatrixError
+            header = _header(request.jobId, errors_pb2.JobOperationSpecificError, str(exc), detail)
+        else:
+            return response_type(jobManagerResponseHeader=_header(request.jobId),
+                                 correction=general_messages_pb2.Matrix(v00=v00, v01=v01, v10=v10, v11=v11))
+        return response_type(jobManagerResponseHeader=header)

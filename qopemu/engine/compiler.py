@@ -188,6 +188,7 @@ class _Generator:
         for name in ("save", "save_adc", "pause", "read_input_stream", "get_io", "set_io"):
             self.emit(f"_{name} = _rt.host.{name}")
         self.emit("_ev = _rt.record")
+        self.emit("_corr = getattr(_rt.host, 'corrections', {})")
         self.emit("_mt = _rt.max_time")
         self.emit("_M = _rt.acquirers")
         self.emit("_S = 0")
@@ -554,9 +555,13 @@ class _Generator:
         self.emit(f"C{self.dynamic_correction[name]} = ({', '.join(values)}); Z{self.dynamic_phase[name]} = 0.0")
 
     def _correction_src(self, element: str) -> str:
-        """The event argument for the element's mixer correction (None: the config's)."""
+        """The event argument for the element's mixer correction (None: the config's). An `update_correction` the
+        program ran comes first, then one the user set on the running job (`job.set_element_correction`)."""
+        if self.config.elements[element].mixed_inputs is None:
+            return "None"
         i = self.dynamic_correction.get(element)
-        return "None" if i is None else f"C{i}"
+        job_level = f"_corr.get({element!r})"
+        return job_level if i is None else f"(C{i} if C{i} is not None else {job_level})"
 
     def _st_zRotation(self, node) -> None:
         loc, name = node.loc, node.qe.name

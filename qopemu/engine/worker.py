@@ -14,6 +14,7 @@ Messages, worker -> server (one socket per worker):
     ("done", duration_ns, statements)  ("error", message)
 Messages, server -> worker:
     ("run", JobRequest)  ("resume",)  ("input", name, values)  ("io", number, value)
+    ("correction", element, (v00, v01, v10, v11))
 """
 
 from __future__ import annotations
@@ -223,6 +224,9 @@ class Execution:
     def set_io(self, number: int, value) -> None:
         self._send(("io", number, value))
 
+    def set_correction(self, element: str, matrix: tuple[float, float, float, float]) -> bool:
+        return self._send(("correction", element, matrix))
+
 
 class WorkerPool:
     """Warm worker processes; one job per worker at a time."""
@@ -292,9 +296,13 @@ class _WorkerHost:
 
     def __init__(self, conn, io_values: dict, realtime: bool):
         self._conn = conn
+        # What the server says while the program runs (resume, input stream data, IO values, element corrections)
+        # arrives on the worker's main thread, which hands it over here.
+        self._control = threading.Condition()
         self._io = dict(io_values)
         self._inputs: dict[str, list] = {}
         self._resumed = False
+        self.corrections: dict[str, tuple[float, float, float, float]] = {}  # job.set_element_correction
         self._realtime_origin = time.monotonic() if realtime else None
         self._values: dict[tuple[str, str], tuple[list, list]] = {}
         self._buffered = 0
@@ -328,37 +336,43 @@ class _WorkerHost:
                    np.array([timestamp_ns], dtype=np.int64)))
 
     def pause(self) -> None:
-        self._resumed = False
-        self.post(("paused",))
-        while not self._resumed:
-            self._handle(self._conn.recv())
+        with self._control:
+            self._resumed = False
+        self.post(("paused",))  # the server resumes only a job it has seen paused, so no resume is lost
+        with self._control:
+            self._control.wait_for(lambda: self._resumed)
 
     def read_input_stream(self, name: str, count: int) -> list:
         self.flush()
-        pending = self._inputs.setdefault(name, [])
-        while len(pending) < count:
-            self._handle(self._conn.recv())
-        taken, self._inputs[name] = pending[:count], pending[count:]
+        with self._control:
+            self._control.wait_for(lambda: len(self._inputs.get(name, ())) >= count)
+            pending = self._inputs[name]
+            taken, self._inputs[name] = pending[:count], pending[count:]
         return taken
 
     def get_io(self, number: int):
-        while self._conn.poll(0):
-            self._handle(self._conn.recv())
-        return self._io.get(number, 0)
+        with self._control:
+            return self._io.get(number, 0)
 
     def set_io(self, number: int, value) -> None:
-        self._io[number] = value
+        with self._control:
+            self._io[number] = value
         self.post(("io", number, value))
 
     # plumbing ---------------------------------------------------------------------------------------------------
-    def _handle(self, message) -> None:
+    def receive(self, message) -> None:
+        """A control message from the server (called on the worker's main thread)."""
         kind = message[0]
-        if kind == "resume":
-            self._resumed = True
-        elif kind == "input":
-            self._inputs.setdefault(message[1], []).extend(message[2])  # "input_stream_<name>", as declared
-        elif kind == "io":
-            self._io[message[1]] = message[2]
+        with self._control:
+            if kind == "resume":
+                self._resumed = True
+            elif kind == "input":
+                self._inputs.setdefault(message[1], []).extend(message[2])  # "input_stream_<name>", as declared
+            elif kind == "io":
+                self._io[message[1]] = message[2]
+            elif kind == "correction":
+                self.corrections[message[1]] = tuple(message[2])
+            self._control.notify_all()
 
     def post(self, message, raw: bytes | np.ndarray | None = None) -> None:
         """Queue a message (and an optional raw payload sent right after it, unpickled), after every save so far."""
@@ -430,25 +444,33 @@ def _exit_with_parent() -> None:
             os._exit(1)
 
 
+def _run_job(request: JobRequest, host: _WorkerHost) -> None:
+    host.post(("started",))
+    try:
+        summary = _run(request, host)
+        host.finish(("done", summary.duration_ns, summary.statements))
+    except Exception as exc:  # the job fails, the worker lives on for the next one
+        host.finish(("error", f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
+
+
 def _worker_main(conn) -> None:
-    """Run jobs sent over `conn`, one after the other, until the pipe closes."""
+    """Run jobs sent over `conn`, one after the other, until the connection closes.
+
+    The main thread only listens: a job runs on its own thread, so that what the server says while the program
+    runs (resume, input streams, IO values, element corrections) is taken at once, whatever the program does."""
     threading.Thread(target=_exit_with_parent, daemon=True).start()
+    host: _WorkerHost | None = None
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             return
-        if message[0] != "run":
-            continue  # a late control message for a job that already ended
-        request: JobRequest = message[1]
-        host = _WorkerHost(conn, request.io_values, request.realtime)
-        host.post(("started",))
-        try:
-            summary = _run(request, host)
-            host.finish(("done", summary.duration_ns, summary.statements))
-        except Exception as exc:  # the job fails, the worker lives on for the next one
-            host.finish(("error", f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
-
+        if message[0] == "run":  # the server sends a job only to an idle worker
+            request: JobRequest = message[1]
+            host = _WorkerHost(conn, request.io_values, request.realtime)
+            threading.Thread(target=_run_job, args=(request, host), name="job", daemon=True).start()
+        elif host is not None:
+            host.receive(message)  # late messages for a job that already ended change nothing
 
 if __name__ == "__main__":
     _worker_main(Connection(int(sys.argv[1])))

@@ -27,6 +27,18 @@ class UnknownInputStream(Refused):
     pass
 
 
+class NotRunning(Refused):
+    """A job-level request for a job that is not running (pending, ended, or a simulation)."""
+
+
+class BadElementCorrection(Refused):
+    """An element correction the platform cannot take; `single_input` when the element has no mixer."""
+
+    def __init__(self, message: str, single_input: bool = False):
+        super().__init__(message)
+        self.single_input = single_input
+
+
 class PhysicalRefused(Refused):
     """The config is valid but does not fit the platform as it is now: ports held by other QMs, cores in use."""
 

@@ -83,6 +83,7 @@ class Job:
     results: Any = None  # results.store.JobResults, created when the job is loaded
     execution: Any = None  # the engine's handle on the running program (halt, resume, input streams)
     outcome: Any = None  # the engine's Outcome: hardware time, statements; for simulations the output samples
+    element_corrections: dict = field(default_factory=dict)  # element -> matrix set by job.set_element_correction
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def _move(self, allowed: tuple[JobStatus, ...], to: JobStatus, messages: list[str] | None = None) -> bool:

@@ -19,7 +19,7 @@ from qopemu import qmconfig
 from qopemu.engine import compiler
 from qopemu.engine.inputs import InputModel
 from qopemu.engine.worker import JobRequest, WorkerPool
-from qopemu.platform.errors import JobNotFound, Refused, UnknownInputStream
+from qopemu.platform.errors import BadElementCorrection, JobNotFound, NotRunning, Refused, UnknownInputStream
 from qopemu.platform.hardware import Hardware
 from qopemu.platform.jobs import Job, JobIds, JobStatus
 from qopemu.platform.machines import Machines, QuantumMachine
@@ -185,6 +185,48 @@ class Qop:
             raise UnknownInputStream(f"job '{job_id}' has no input stream '{name.removeprefix('input_stream_')}' "
                                      f"(it declares: {declared})")
         execution.push_input_stream(name, values)
+
+    def set_element_correction(self, job_id: str, element: str,
+                               matrix: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """`job.set_element_correction`: the mixer correction of an IQ element for the rest of this job, in the
+        platform's resolution (2^-16, range [-2, 2)); returns the matrix as applied."""
+        job = self.job(job_id)
+        execution, config = job.execution, job.config
+        self._check_running(job, execution)
+        target = config.elements.get(element)
+        if target is None:
+            raise BadElementCorrection(f"element '{element}' is not in the job's config")
+        if target.mixed_inputs is None:
+            raise BadElementCorrection(f"element '{element}' has no mixInputs: only an IQ element has a mixer "
+                                       "correction", single_input=True)
+        if any(not -2.0 <= v < 2.0 for v in matrix):
+            raise BadElementCorrection(f"correction {tuple(matrix)} is outside the range [-2, 2)")
+        applied = tuple(round(v * 65536) / 65536 for v in matrix)
+        job.element_corrections[element] = applied
+        execution.set_correction(element, applied)
+        return applied
+
+    def get_element_correction(self, job_id: str, element: str) -> tuple[float, float, float, float]:
+        """The element's correction in this job: the one set on the job, else its mixer's for its IF and LO."""
+        job = self.job(job_id)
+        config = job.config
+        self._check_running(job, job.execution)
+        target = config.elements.get(element)
+        if target is None:
+            raise BadElementCorrection(f"element '{element}' is not in the job's config")
+        if target.mixed_inputs is None:
+            raise BadElementCorrection(f"element '{element}' has no mixInputs", single_input=True)
+        if element in job.element_corrections:
+            return job.element_corrections[element]
+        mixer = config.mixers.get(target.mixer) if target.mixer else None
+        return mixer.matrix_for(target.intermediate_frequency, target.lo_frequency) if mixer else (1.0, 0.0, 0.0, 1.0)
+
+    @staticmethod
+    def _check_running(job: Job, execution) -> None:
+        if job.is_simulation:
+            raise NotRunning(f"job '{job.id}' is a simulation: it has no running program to change")
+        if job.status is not JobStatus.RUNNING or execution is None or job.config is None:
+            raise NotRunning(f"job '{job.id}' is {job.status.value}, not running")
 
     def set_io(self, qm_id: str, values: dict[int, Any]) -> None:
         qm = self.machines.get(qm_id)
