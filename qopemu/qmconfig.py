@@ -21,7 +21,6 @@ ANALOG_OUTPUTS = "analog_outputs"
 ANALOG_INPUTS = "analog_inputs"
 DIGITAL_OUTPUTS = "digital_outputs"
 DIGITAL_INPUTS = "digital_inputs"
-PORT_KINDS = (ANALOG_OUTPUTS, ANALOG_INPUTS, DIGITAL_OUTPUTS, DIGITAL_INPUTS)
 
 _PB_PORT_FIELDS = {
     ANALOG_OUTPUTS: "analogOutputs",
@@ -80,9 +79,6 @@ class Port:
 class Controller:
     name: str
     ports: dict[PortRef, Port]
-
-    def port_numbers(self, kind: str) -> list[int]:
-        return sorted(ref.number for ref in self.ports if ref.kind == kind)
 
 
 @dataclass(frozen=True)
@@ -248,9 +244,6 @@ class QmConfig:
 
     def cores_needed(self) -> int:
         return sum(self.core_groups().values())
-
-    def pulse_of(self, element: str, operation: str) -> Pulse:
-        return self.pulses[self.elements[element].operations[operation]]
 
 
 # ---------------------------------------------------------------------------------------------------------------

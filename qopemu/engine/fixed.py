@@ -50,40 +50,13 @@ def fixed_to_float(raw: int) -> float:
     return raw * SCALE
 
 
-def int_to_fixed(i: int) -> int:
-    return wrap(i << FRAC_BITS)
-
-
 def fixed_to_int(raw: int) -> int:
     return raw >> FRAC_BITS
-
-
-def fixed_mul(a: int, b: int) -> int:
-    return wrap((a * b) >> FRAC_BITS)
 
 
 def fixed_div(a: int, b: int) -> int:
     """a / b for two fixed words; caller checks b != 0."""
     return wrap((a << FRAC_BITS) // b)
-
-
-def int_div(a: int, b: int) -> int:
-    """Integer division: floor(a / b), wrapped (only -2**31 / -1 overflows)."""
-    return wrap(a // b)
-
-
-def mul_int_by_fixed(i: int, raw: int) -> int:
-    """Cast.mul_int_by_fixed: int * fixed -> int (floor)."""
-    return wrap((i * raw) >> FRAC_BITS)
-
-
-def mul_fixed_by_int(raw: int, i: int) -> int:
-    """Cast.mul_fixed_by_int: fixed * int -> fixed (exact, then wrap)."""
-    return wrap(raw * i)
-
-
-def to_bool(x: int | bool) -> bool:
-    return x != 0
 
 
 def msb(x: int, is_fixed: bool) -> int:

@@ -61,7 +61,3 @@ def max_expr(names: list[str]) -> str:
         a, b = names
         return f"({a} if {a} > {b} else {b})"
     return f"max({', '.join(names)})"
-
-
-def cycles_to_ns(cycles_src: str) -> str:
-    return f"{CLOCK_NS} * ({cycles_src})"

@@ -101,9 +101,6 @@ class PackedSamples:
     def records(self) -> np.ndarray:
         return np.frombuffer(self.data, dtype=self.dtype, count=self.rows)
 
-    def column(self, controller: str, kind: str, port: int) -> np.ndarray:
-        return self.records()[f"{controller}:{kind}:{port}"]
-
 
 def render(
     events: Iterable[object],

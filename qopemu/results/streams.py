@@ -173,9 +173,6 @@ class _Queue:
         self._count = len(rest)
         return head
 
-    def drop(self, n: int) -> None:
-        self.take(n)
-
 
 # ---------------------------------------------------------------- nodes
 
