@@ -524,8 +524,6 @@ class _Generator:
         if value.type == BOOL:
             self.problem(loc, "update_frequency needs an int frequency, got a bool")
             return
-        if value.float_literal is not None:  # update_frequency(el, 50e6): a float literal the platform casts
-            value = self.convert(value, INT, loc)
         hz = f"({self.to_python(value)}) * {_FREQ_UNITS.get(node.units, 1.0)!r}"
         i = self.dynamic_phase[name]
         if node.keepPhase:  # continuous phase: the new frequency starts from the phase reached now
@@ -1053,7 +1051,10 @@ class _Generator:
         sub = getattr(node, kind) if kind else None
         loc = getattr(sub, "loc", "") or loc
         if kind == "literal":
-            return self._literal_expr(sub, loc)
+            literal = self._literal_expr(sub, loc)
+            # A float where the context wants an int (update_frequency(el, 50e6), wait(1e3)) is cast like the
+            # platform does, not read as a 4.28 fixed it cannot fit in.
+            return self.convert(literal, INT, loc) if want == INT and literal.float_literal is not None else literal
         if kind == "variable":
             value = self._variable_ref(sub, loc)
             if value is None:
