@@ -119,9 +119,10 @@ class Machines:
     def _port_conflicts(self, config: QmConfig, excluding: set[str] = frozenset()
                         ) -> list[tuple[PortRef, QuantumMachine]]:
         conflicts = []
+        holders = [(qm, qm.config.used_ports()) for qm in self._open_except(excluding)]
         for ref, port in config.used_ports().items():
-            for qm in self._open_except(excluding):
-                held = qm.config.used_ports().get(ref)
+            for qm, used in holders:
+                held = used.get(ref)
                 if held is not None and not (port.shareable and held.shareable):
                     conflicts.append((ref, qm))
         return conflicts
@@ -132,9 +133,10 @@ class Machines:
 
     def _conflicts(self, config: QmConfig, excluding: set[str]) -> list[ConfigProblem]:
         problems = []
+        mine = config.used_ports()
         for ref, qm in self._port_conflicts(config, excluding):
-            mine = config.used_ports()[ref].shareable
-            why = "its config does not mark it shareable" if mine else "this config does not mark it shareable"
+            why = ("its config does not mark it shareable" if mine[ref].shareable
+                   else "this config does not mark it shareable")
             # The first sentence is the wording QM's own multi-user helper (py-qua-tools qm_session) matches.
             problems.append(ConfigProblem(
                 f"controllers.{ref.controller}.{ref.kind}.{ref.number}",
