@@ -32,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 from multiprocessing.connection import Connection
 
+from qopemu.engine import runtime, waveform_report, waveforms
 from qopemu.engine.inputs import InputModel
 from qopemu.engine.waveforms import PackedSamples
 
@@ -106,7 +107,7 @@ class _Worker:
 class Execution:
     """The server's handle on one job running in a worker: control it, and wait for its outcome."""
 
-    def __init__(self, worker: _Worker, sink: JobSink, on_exit: Callable[["Execution"], None]):
+    def __init__(self, worker: _Worker, sink: JobSink, on_exit: Callable[[_Worker, bool], None]):
         self._worker = worker
         self._sink = sink
         self._on_exit = on_exit
@@ -418,13 +419,9 @@ class _WorkerHost:
 
 
 def _run(request: JobRequest, host: _WorkerHost):
-    from qopemu.engine import runtime
-
     source = request.inputs.build(request.config)
     if request.simulate_ns is None:
         return runtime.run(request.program, host, source, waveform_overrides=request.waveform_overrides)
-    from qopemu.engine import waveform_report, waveforms
-
     summary = runtime.run(request.program, host, source, max_time_ns=request.simulate_ns, record_events=True,
                           waveform_overrides=request.waveform_overrides)
     samples = waveforms.render(summary.events, request.config, request.simulate_ns)
