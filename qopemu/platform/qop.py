@@ -191,14 +191,7 @@ class Qop:
         """`job.set_element_correction`: the mixer correction of an IQ element for the rest of this job, in the
         platform's resolution (2^-16, range [-2, 2)); returns the matrix as applied."""
         job = self.job(job_id)
-        execution, config = job.execution, job.config
-        self._check_running(job, execution)
-        target = config.elements.get(element)
-        if target is None:
-            raise BadElementCorrection(f"element '{element}' is not in the job's config")
-        if target.mixed_inputs is None:
-            raise BadElementCorrection(f"element '{element}' has no mixInputs: only an IQ element has a mixer "
-                                       "correction", single_input=True)
+        _, execution = self._iq_element_of_running(job, element)
         if any(not -2.0 <= v < 2.0 for v in matrix):
             raise BadElementCorrection(f"correction {tuple(matrix)} is outside the range [-2, 2)")
         applied = tuple(round(v * 65536) / 65536 for v in matrix)
@@ -210,23 +203,28 @@ class Qop:
         """The element's correction in this job: the one set on the job, else its mixer's for its IF and LO."""
         job = self.job(job_id)
         config = job.config
-        self._check_running(job, job.execution)
-        target = config.elements.get(element)
-        if target is None:
-            raise BadElementCorrection(f"element '{element}' is not in the job's config")
-        if target.mixed_inputs is None:
-            raise BadElementCorrection(f"element '{element}' has no mixInputs", single_input=True)
+        target, _ = self._iq_element_of_running(job, element)
         if element in job.element_corrections:
             return job.element_corrections[element]
         mixer = config.mixers.get(target.mixer) if target.mixer else None
         return mixer.matrix_for(target.intermediate_frequency, target.lo_frequency) if mixer else (1.0, 0.0, 0.0, 1.0)
 
     @staticmethod
-    def _check_running(job: Job, execution) -> None:
+    def _iq_element_of_running(job: Job, element: str) -> tuple[qmconfig.Element, Any]:
+        """The IQ element `element` of a running job, and the job's execution: what a job-level correction needs.
+        Both are read once, since the job may end meanwhile."""
         if job.is_simulation:
             raise NotRunning(f"job '{job.id}' is a simulation: it has no running program to change")
-        if job.status is not JobStatus.RUNNING or execution is None or job.config is None:
+        config, execution = job.config, job.execution
+        if job.status is not JobStatus.RUNNING or execution is None or config is None:
             raise NotRunning(f"job '{job.id}' is {job.status.value}, not running")
+        target = config.elements.get(element)
+        if target is None:
+            raise BadElementCorrection(f"element '{element}' is not in the job's config")
+        if target.mixed_inputs is None:
+            raise BadElementCorrection(f"element '{element}' has no mixInputs: only an IQ element has a mixer "
+                                       "correction", single_input=True)
+        return target, execution
 
     def set_io(self, qm_id: str, values: dict[int, Any]) -> None:
         qm = self.machines.get(qm_id)
