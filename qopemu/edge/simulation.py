@@ -11,7 +11,7 @@ Wire facts (shared/protocol/QOP2-PROTOCOL.md §7, checked against qm-qua 1.4.1 `
 - `noisePower` is a variance in V².
 - Samples: one header (`simpleDType`: plain JSON list of `[column, dtype]`, `countOfItems` rows), then `data`
   chunks (of any size) that together hold the packed row-major records; every message has ok=true. Columns are
-  `"<controller>:analog:<port>"` (`<f8`, volts) and `"<controller>:digital:<port>"` (`|b1`).
+  `"<controller>:analog:<port>"` (`<f4`, volts: see engine/waveforms.py SAMPLE_DTYPE) and `"<controller>:digital:<port>"` (`|b1`).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def stream_samples(
     else:  # a subset of the columns: repack those records
         data = memoryview(np.ascontiguousarray(repack_fields(samples.records()[names])).tobytes()) if names \
             else memoryview(b"")
-    dtypes = [[name, "<f8" if ":analog:" in name else "|b1"] for name in names]
+    dtypes = [[name, samples.dtype.fields[name][0].str] for name in names]
     header = job_results_pb2.SimulatorSamplesResponse.Header(simpleDType=json.dumps(dtypes),
                                                              countOfItems=samples.rows if names else 0)
     yield job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=True, header=header)

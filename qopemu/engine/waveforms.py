@@ -54,6 +54,12 @@ FILTER_RANGE = (-0.5, 0.5 - 2.0**-16)
 # A batch of same-shaped events is rendered this many samples at a time, to bound the temporary arrays.
 _BATCH_SAMPLES = 1 << 16
 
+# Analog samples are float32 volts, rendered and sent as such: the OPX+ DAC has 16 bits over [-0.5, 0.5), and
+# float32's 24-bit mantissa holds each of its levels exactly, so float64 would only double the bytes to compute,
+# move and decode (docs/simulation.md, "Sample format").
+SAMPLE_DTYPE = np.float32
+ANALOG_WIRE_DTYPE = "<f4"
+
 PortKey = tuple[str, int]
 
 
@@ -61,7 +67,7 @@ PortKey = tuple[str, int]
 class OutputSamples:
     """What the output ports play over a window, one sample per ns. Keys are (controller, port number)."""
 
-    analog: dict[PortKey, np.ndarray]  # float64 volts
+    analog: dict[PortKey, np.ndarray]  # float32 volts (SAMPLE_DTYPE)
     digital: dict[PortKey, np.ndarray]  # bool
 
     def packed(self) -> "PackedSamples":
@@ -72,7 +78,7 @@ class OutputSamples:
         columns: list[tuple[str, str, int]] = []
         blocks: list[np.ndarray] = []
         for controller in sorted({c for c, _ in self.analog} | {c for c, _ in self.digital}):
-            for kind, arrays, dtype in (("analog", self.analog, np.float64), ("digital", self.digital, np.bool_)):
+            for kind, arrays, dtype in (("analog", self.analog, SAMPLE_DTYPE), ("digital", self.digital, np.bool_)):
                 ports = sorted(p for c, p in arrays if c == controller)
                 if ports:
                     columns += [(controller, kind, port) for port in ports]
@@ -87,7 +93,7 @@ class OutputSamples:
 
 @dataclass
 class PackedSamples:
-    """Output samples as row-major records: one column per port, analog `<f8` volts, digital `|b1`."""
+    """Output samples as row-major records: one column per port, analog `<f4` volts, digital `|b1`."""
 
     columns: list[tuple[str, str, int]]  # (controller, "analog" | "digital", port), in record order
     rows: int
@@ -95,7 +101,7 @@ class PackedSamples:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype([(f"{c}:{kind}:{port}", "<f8" if kind == "analog" else "|b1")
+        return np.dtype([(f"{c}:{kind}:{port}", ANALOG_WIRE_DTYPE if kind == "analog" else "|b1")
                          for c, kind, port in self.columns])
 
     def records(self) -> np.ndarray:
@@ -218,7 +224,7 @@ class Synthesizer:
         window_start -= history
         window_length += history
         sources = {q for p in ports for q, _ in self._crosstalk[p]}
-        buffers = {q: np.zeros(window_length) for q in sources}
+        buffers = {q: np.zeros(window_length, dtype=SAMPLE_DTYPE) for q in sources}
         elements = self.config.elements
         for name in set(plays) | set(ramps):
             element = elements[name]
@@ -245,7 +251,7 @@ class Synthesizer:
             offset = self._offsets(port, offsets, start - delays[port], length)
             if offset is not None:
                 samples = samples + offset  # not in place: another port's crosstalk may read this buffer
-            out[(port.controller, port.number)] = samples
+            out[(port.controller, port.number)] = samples.astype(SAMPLE_DTYPE, copy=False)
         return out
 
     def _offsets(
@@ -316,14 +322,14 @@ class Synthesizer:
                     index = index[inside]
             # A fancy-index += drops repeated indices; an element's own pulses never overlap, but be exact if they do.
             overlapping = len(part) > 1 and bool(np.any(np.diff(np.sort(starts)) < n))
-            values_2d = np.empty((len(part), n))
-            rotations = np.stack([cos, sin], axis=1)
+            values_2d = np.empty((len(part), n), dtype=SAMPLE_DTYPE)
+            rotations = np.stack([cos, sin], axis=1).astype(SAMPLE_DTYPE)
             for port, cos_part, sin_part in zip(shape.ports, shape.cos_part, shape.sin_part):
                 if port not in buffers:
                     continue
                 # Every pulse of the batch at once: its phase rotation times the cos/sin parts of the shape, as one
                 # (pulses x 2) @ (2 x samples) product that writes each sample once.
-                np.matmul(rotations, np.stack([cos_part, sin_part]), out=values_2d)
+                np.matmul(rotations, np.stack([cos_part, sin_part]).astype(SAMPLE_DTYPE), out=values_2d)
                 values = values_2d.ravel()
                 if inside is not None:
                     values = values[inside]
