@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -70,25 +70,32 @@ class OutputSamples:
     analog: dict[PortKey, np.ndarray]  # float32 volts (SAMPLE_DTYPE)
     digital: dict[PortKey, np.ndarray]  # bool
 
-    def packed(self) -> "PackedSamples":
+    def packed(self, allocate: Callable[[int], np.ndarray] | None = None) -> "PackedSamples":
         """All ports as one block of row-major records, the layout the client reads simulated samples in.
 
-        Packing happens once, where the samples are rendered: a block of bytes crosses the process boundary and
-        goes out in chunks far faster than a dict of arrays would be pickled and re-packed."""
+        Packing happens once, where the samples are rendered, straight into the block `allocate(nbytes)` gives (a
+        flat writable uint8 array; a fresh one by default): the worker passes shared memory, which the server then
+        streams from without a copy."""
         columns: list[tuple[str, str, int]] = []
-        blocks: list[np.ndarray] = []
         for controller in sorted({c for c, _ in self.analog} | {c for c, _ in self.digital}):
-            for kind, arrays, dtype in (("analog", self.analog, SAMPLE_DTYPE), ("digital", self.digital, np.bool_)):
-                ports = sorted(p for c, p in arrays if c == controller)
-                if ports:
-                    columns += [(controller, kind, port) for port in ports]
-                    # Columns of one dtype stack into contiguous rows at memory speed; the byte view of each
-                    # block is that part of every record.
-                    stacked = np.stack([arrays[(controller, p)] for p in ports], axis=1).astype(dtype, copy=False)
-                    blocks.append(stacked.view(np.uint8).reshape(stacked.shape[0], -1))
-        rows = blocks[0].shape[0] if blocks else 0
-        data = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1) if blocks else np.zeros((0, 0))
-        return PackedSamples(columns, rows, np.ascontiguousarray(data, dtype=np.uint8).reshape(-1))
+            for kind, arrays in (("analog", self.analog), ("digital", self.digital)):
+                columns += [(controller, kind, port) for port in sorted(p for c, p in arrays if c == controller)]
+        rows = len(next(iter(self.analog.values()), next(iter(self.digital.values()), ())))
+        dtype = records_dtype(columns)
+        nbytes = rows * dtype.itemsize
+        data = allocate(nbytes) if allocate is not None else np.empty(nbytes, dtype=np.uint8)
+        if nbytes:
+            records = np.frombuffer(data, dtype=dtype, count=rows)
+            for (controller, kind, port), name in zip(columns, dtype.names):
+                # A strided copy per column costs what stacking the columns would, without a temporary block.
+                records[name] = (self.analog if kind == "analog" else self.digital)[(controller, port)]
+        return PackedSamples(columns, rows, data)
+
+
+def records_dtype(columns: Sequence[tuple[str, str, int]]) -> np.dtype:
+    """The record of one sample time: a `<controller>:<kind>:<port>` field per column, the names the client splits."""
+    return np.dtype([(f"{c}:{kind}:{port}", ANALOG_WIRE_DTYPE if kind == "analog" else "|b1")
+                     for c, kind, port in columns])
 
 
 @dataclass
@@ -97,12 +104,11 @@ class PackedSamples:
 
     columns: list[tuple[str, str, int]]  # (controller, "analog" | "digital", port), in record order
     rows: int
-    data: bytes | np.ndarray  # the records' bytes: a flat uint8 array where packed, bytes once received
+    data: np.ndarray  # the records' bytes, a flat uint8 array (read-only where it maps a worker's shared block)
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype([(f"{c}:{kind}:{port}", ANALOG_WIRE_DTYPE if kind == "analog" else "|b1")
-                         for c, kind, port in self.columns])
+        return records_dtype(self.columns)
 
     def records(self) -> np.ndarray:
         return np.frombuffer(self.data, dtype=self.dtype, count=self.rows)

@@ -10,7 +10,8 @@ Messages, worker -> server (one socket per worker):
     ("values", tag, kind, values, timestamps)   batched saves
     ("adc", tag, input_number, traces, timestamps)
     ("started",)  ("paused",)  ("io", number, value)
-    ("simulated", columns, rows, waveform report) followed by the packed samples as one raw bytes message
+    ("simulated", columns, rows, nbytes, waveform report) followed by the descriptor of a shared block holding
+                                                the packed samples (engine/shared_buffer.py)
     ("done", duration_ns, statements)  ("error", message)
 Messages, server -> worker:
     ("run", JobRequest)  ("resume",)  ("input", name, values)  ("io", number, value)
@@ -32,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 from multiprocessing.connection import Connection
 
-from qopemu.engine import runtime, waveform_report, waveforms
+from qopemu.engine import runtime, shared_buffer, waveform_report, waveforms
 from qopemu.engine.inputs import InputModel
 from qopemu.engine.waveforms import PackedSamples
 
@@ -157,8 +158,9 @@ class Execution:
                 elif kind == "io":
                     self._sink.on_io(message[1], message[2])
                 elif kind == "simulated":
-                    columns, rows, report = message[1:]
-                    simulated = PackedSamples(columns, rows, conn.recv_bytes()), report
+                    columns, rows, nbytes, report = message[1:]
+                    data = shared_buffer.receive_block(conn.fileno(), nbytes)
+                    simulated = PackedSamples(columns, rows, data), report
                 elif kind == "done":
                     outcome = Outcome("completed", duration_ns=message[1], statements=message[2],
                                       samples=simulated[0], waveform_report=simulated[1])
@@ -375,11 +377,12 @@ class _WorkerHost:
                 self.corrections[message[1]] = tuple(message[2])
             self._control.notify_all()
 
-    def post(self, message, raw: bytes | np.ndarray | None = None) -> None:
-        """Queue a message (and an optional raw payload sent right after it, unpickled), after every save so far."""
+    def post(self, message, fd: int | None = None) -> None:
+        """Queue a message (and an optional descriptor passed right after it, then closed here), after every save
+        so far."""
         with self._lock:
             self._move_saves_to_outbox()
-            self._outbox.put((message, raw))
+            self._outbox.put((message, fd))
 
     def flush(self) -> None:
         with self._lock:
@@ -392,15 +395,15 @@ class _WorkerHost:
 
     def _send_all(self) -> None:
         while (item := self._outbox.get()) is not None:
-            message, raw = item
+            message, fd = item
             if message[0] == "values":  # lists become arrays here, off the program's thread
                 _, tag, kind, values, stamps = message
                 message = ("values", tag, kind, np.array(values, dtype=_DTYPES[kind]),
                            np.array(stamps, dtype=np.int64))
             try:
                 self._conn.send(message)
-                if raw is not None:
-                    self._conn.send_bytes(raw)
+                if fd is not None:
+                    shared_buffer.send_descriptor(self._conn.fileno(), fd)
             except OSError:  # the server closed the connection (halt, shutdown): nobody is listening any more
                 return
 
@@ -427,8 +430,22 @@ def _run(request: JobRequest, host: _WorkerHost):
     samples = waveforms.render(summary.events, request.config, request.simulate_ns)
     report = (waveform_report.build_waveform_report(summary.events, request.config, request.simulate_ns)
               if request.waveform_report else None)
-    packed = samples.packed()
-    host.post(("simulated", packed.columns, packed.rows, report), packed.data)
+    blocks: list[shared_buffer.SharedBlock] = []
+
+    def allocate(nbytes: int) -> np.ndarray:
+        blocks.append(shared_buffer.SharedBlock(nbytes))
+        return blocks[0].array()
+
+    try:
+        packed = samples.packed(allocate)
+        columns, rows = packed.columns, packed.rows
+        del samples, packed  # the last views of the block: it is unmapped here once released
+        blocks[0].release_memory()
+    except BaseException:
+        for block in blocks:
+            block.discard()
+        raise
+    host.post(("simulated", columns, rows, blocks[0].nbytes, report), blocks[0].fd)
     return summary
 
 
