@@ -53,6 +53,9 @@ FILTER_RANGE = (-0.5, 0.5 - 2.0**-16)
 
 # A batch of same-shaped events is rendered this many samples at a time, to bound the temporary arrays.
 _BATCH_SAMPLES = 1 << 16
+# Pulses whose phase rotations (cos, sin) agree this closely start at the same phase: 1e-9 is far below the
+# resolution of a float32 sample, and covers the rounding of phases accumulated over a long program.
+_SAME_PHASE = 1e-9
 
 # Analog samples are float32 volts, rendered and sent as such: the OPX+ DAC has 16 bits over [-0.5, 0.5), and
 # float32's 24-bit mantissa holds each of its levels exactly, so float64 would only double the bytes to compute,
@@ -130,11 +133,10 @@ def render(
 
 @dataclass(frozen=True)
 class _Modulated:
-    """One pulse shape at one frequency, per analog port: out[k] = cos(phi) * cos_part[k] + sin(phi) * sin_part[k]."""
+    """One pulse shape at one frequency, per analog port: out[k] = cos(phi) * parts[0, k] + sin(phi) * parts[1, k]."""
 
     ports: tuple[PortRef, ...]
-    cos_part: tuple[np.ndarray, ...]
-    sin_part: tuple[np.ndarray, ...]
+    parts: tuple[np.ndarray, ...]  # per port, a (2, length) SAMPLE_DTYPE array: the cos part, then the sin part
 
 
 class Synthesizer:
@@ -328,14 +330,21 @@ class Synthesizer:
                     index = index[inside]
             # A fancy-index += drops repeated indices; an element's own pulses never overlap, but be exact if they do.
             overlapping = len(part) > 1 and bool(np.any(np.diff(np.sort(starts)) < n))
-            values_2d = np.empty((len(part), n), dtype=SAMPLE_DTYPE)
+            # Pulses back to back that all start at the same phase (a frequency commensurate with the pulse length,
+            # as in continuous playing) repeat one row of samples: add it to every pulse's slice at once.
+            same_phase = tiled and np.ptp(cos) < _SAME_PHASE and np.ptp(sin) < _SAME_PHASE
             rotations = np.stack([cos, sin], axis=1).astype(SAMPLE_DTYPE)
-            for port, cos_part, sin_part in zip(shape.ports, shape.cos_part, shape.sin_part):
+            values_2d = np.empty((1 if same_phase else len(part), n), dtype=SAMPLE_DTYPE)
+            for port, parts in zip(shape.ports, shape.parts):
                 if port not in buffers:
                     continue
                 # Every pulse of the batch at once: its phase rotation times the cos/sin parts of the shape, as one
                 # (pulses x 2) @ (2 x samples) product that writes each sample once.
-                np.matmul(rotations, np.stack([cos_part, sin_part]).astype(SAMPLE_DTYPE), out=values_2d)
+                np.matmul(rotations[:1] if same_phase else rotations, parts, out=values_2d)
+                if same_phase:
+                    tile = buffers[port][tile_start:tile_start + len(part) * n].reshape(len(part), n)
+                    tile += values_2d
+                    continue
                 values = values_2d.ravel()
                 if inside is not None:
                     values = values[inside]
@@ -356,7 +365,7 @@ class Synthesizer:
             ports, outputs = self._to_ports(element, carrier, event.correction)
             # cos(phi) and sin(phi) parts of Re/Im(carrier * e^{i phi}), pushed through the port mapping.
             _, rotated = self._to_ports(element, carrier * 1j, event.correction)
-            shape = _Modulated(ports, tuple(outputs), tuple(rotated))
+            shape = _Modulated(ports, tuple(np.stack(pair).astype(SAMPLE_DTYPE) for pair in zip(outputs, rotated)))
             self._modulated[key] = shape
         return shape
 
