@@ -4,11 +4,13 @@ A simulation's output samples are megabytes. Pickled or sent as raw bytes over t
 kernel copies and, in `multiprocessing.connection`, a chunked read into a growing buffer plus a final copy: about
 1.3 ms per MB on the server, which also holds the GIL the gRPC threads need. Instead the worker writes the block
 into an anonymous shared file (`memfd_create` on Linux, an unlinked temporary file elsewhere) and passes its
-descriptor over the same Unix socket (SCM_RIGHTS); the server maps it read-only. The memory lives as long as the
-server's mapping: it is freed when the samples are dropped.
+descriptor over the same Unix socket (SCM_RIGHTS), right after the message that announces the block, so the order
+of messages is kept.
 
-The descriptor goes right after the message that announces the block, on the same socket, so the order of
-messages is kept and the reader knows when to expect it.
+Fresh shared memory is slow to touch (each new page is allocated and zeroed on first write: about 0.6 ms per MB),
+so a worker keeps its block for the next simulation, and the server copies the samples out of it before the
+job ends. A block larger than `KEEP_BYTES` is used once instead: the server keeps its mapping as the samples, and
+its memory goes back to the system with them.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import tempfile
 
 import numpy as np
 
+# The largest block a worker keeps between simulations (and the server keeps mapped per worker).
+KEEP_BYTES = 64 << 20
 
-class SharedBlock:
-    """A writable block of `nbytes` in the worker, backed by a shared file whose descriptor can be sent."""
+
+class _SharedFile:
+    """A shared file of `nbytes` mapped read-write in this process."""
 
     def __init__(self, nbytes: int):
         self.nbytes = nbytes
@@ -31,45 +36,82 @@ class SharedBlock:
         else:
             with tempfile.TemporaryFile() as handle:
                 self.fd = os.dup(handle.fileno())
-        os.ftruncate(self.fd, nbytes)
-        # mmap refuses an empty length; an empty block needs no memory anyway.
-        self._map = mmap.mmap(self.fd, nbytes) if nbytes else None
+        os.ftruncate(self.fd, max(1, nbytes))  # mmap refuses an empty length
+        self.map = mmap.mmap(self.fd, max(1, nbytes))
 
-    def array(self) -> np.ndarray:
-        """The block as a writable flat uint8 array."""
-        return np.frombuffer(self._map, dtype=np.uint8) if self._map is not None else np.zeros(0, np.uint8)
+    def close(self) -> None:
+        """Close the descriptor and drop the mapping (unmapped as soon as no array views it)."""
+        os.close(self.fd)
+        self.map = None
 
-    def release_memory(self) -> None:
-        """Unmap the block in this process; the file (and the bytes) stay until the descriptor is sent and closed."""
-        if self._map is not None:
-            self._map.close()
-            self._map = None
 
+class BlockWriter:
+    """The worker's side: a writable block for each simulation's samples, the same one while it is big enough."""
+
+    def __init__(self) -> None:
+        self._kept: _SharedFile | None = None
+        self._current: _SharedFile | None = None
+        self._is_new = False
+
+    def allocate(self, nbytes: int) -> np.ndarray:
+        """A writable flat uint8 array of `nbytes`, to fill before `send`."""
+        if self._kept is not None and nbytes <= self._kept.nbytes:
+            self._current, self._is_new = self._kept, False
+        else:
+            if self._kept is not None and nbytes <= KEEP_BYTES:
+                self._kept.close()  # outgrown: the server drops its mapping when it receives the new one
+                self._kept = None
+            self._current, self._is_new = _SharedFile(nbytes), True
+            if nbytes <= KEEP_BYTES:
+                self._kept = self._current
+        return np.frombuffer(self._current.map, dtype=np.uint8, count=nbytes)
+
+    def announce(self) -> tuple[bool, bool]:
+        """What the message announcing the block says: (a new descriptor follows, the block is kept for reuse)."""
+        return self._is_new, self._current is self._kept
+
+    def send(self, sock_fd: int) -> None:
+        """Pass the descriptor when the block is new; a block used once is closed here once it is sent."""
+        if self._is_new:
+            with socket.fromfd(sock_fd, socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                socket.send_fds(sock, [b"F"], [self._current.fd])
+        if self._current is not self._kept:
+            self._current.close()
+        self._current = None
 
     def discard(self) -> None:
-        """Free the block without sending it (packing failed)."""
-        self.release_memory()
-        os.close(self.fd)
+        """The block will not be sent (packing failed): a one-use block is freed, a kept one stays."""
+        if self._current is not None and self._current is not self._kept:
+            self._current.close()
+        self._current = None
 
 
-def send_descriptor(sock_fd: int, fd: int) -> None:
-    """Pass `fd` over the Unix socket `sock_fd`, then close it here (the receiver holds its own copy)."""
-    with socket.fromfd(sock_fd, socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        socket.send_fds(sock, [b"F"], [fd])
-    os.close(fd)
+class BlockReader:
+    """The server's side, one per worker: the worker's kept block stays mapped between simulations."""
+
+    def __init__(self) -> None:
+        self._kept: mmap.mmap | None = None
+
+    def read(self, sock_fd: int, nbytes: int, is_new: bool, is_kept: bool) -> np.ndarray:
+        """The `nbytes` of samples the worker announced, as a flat uint8 array that the worker cannot change."""
+        if is_new:
+            fd = _receive_descriptor(sock_fd)
+            try:
+                mapping = mmap.mmap(fd, max(1, nbytes), prot=mmap.PROT_READ)
+            finally:
+                os.close(fd)
+            if not is_kept:
+                return np.frombuffer(mapping, dtype=np.uint8, count=nbytes)  # the samples own this mapping now
+            self._kept = mapping
+        if self._kept is None:
+            raise EOFError("the worker reused a block it never handed over")
+        # The worker reuses its block for the next simulation: the samples need their own copy.
+        return np.frombuffer(self._kept, dtype=np.uint8, count=nbytes).copy()
 
 
-def receive_block(sock_fd: int, nbytes: int) -> np.ndarray:
-    """Take the descriptor `send_descriptor` passed and map its `nbytes` read-only, as a flat uint8 array that
-    keeps the mapping alive."""
+def _receive_descriptor(sock_fd: int) -> int:
     with socket.fromfd(sock_fd, socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         _, fds, _, _ = socket.recv_fds(sock, 1, 1)
     if not fds:
         raise EOFError("the worker closed its connection before handing over the samples")
-    try:
-        if nbytes == 0:
-            return np.zeros(0, np.uint8)
-        return np.frombuffer(mmap.mmap(fds[0], nbytes, prot=mmap.PROT_READ), dtype=np.uint8)
-    finally:
-        for fd in fds:
-            os.close(fd)
+    return fds[0]

@@ -10,8 +10,8 @@ Messages, worker -> server (one socket per worker):
     ("values", tag, kind, values, timestamps)   batched saves
     ("adc", tag, input_number, traces, timestamps)
     ("started",)  ("paused",)  ("io", number, value)
-    ("simulated", columns, rows, nbytes, waveform report) followed by the descriptor of a shared block holding
-                                                the packed samples (engine/shared_buffer.py)
+    ("simulated", columns, rows, nbytes, new block, kept block, waveform report): the packed samples are in a
+        shared block (engine/shared_buffer.py), whose descriptor follows when the block is new
     ("done", duration_ns, statements)  ("error", message)
 Messages, server -> worker:
     ("run", JobRequest)  ("resume",)  ("input", name, values)  ("io", number, value)
@@ -40,6 +40,10 @@ from qopemu.engine.waveforms import PackedSamples
 _FLUSH_INTERVAL_S = 0.02
 _FLUSH_ITEMS = 1 << 16
 _DTYPES = {"int": np.int64, "fixed": np.float64, "bool": np.bool_}
+# glibc malloc settings for workers. By default glibc maps each array of more than a few MB afresh and unmaps it
+# when freed, so every simulation pays page faults again on its sample buffers (half of a 400 us render of 4 ports).
+# A worker keeps up to 64 MB of freed heap for its next job instead. Other C libraries ignore these variables.
+_WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 
 
 @dataclass
@@ -89,10 +93,11 @@ class _Worker:
         # one end of a socket pair, over which multiprocessing's Connection pickles messages.
         parent, child = socket.socketpair()
         self.process = subprocess.Popen([sys.executable, "-m", "qopemu.engine.worker", str(child.fileno())],
-                                        pass_fds=(child.fileno(),))
+                                        pass_fds=(child.fileno(),), env={**os.environ, **_WORKER_MALLOC})
         child.close()
         self.conn = Connection(parent.detach())
         self.send_lock = threading.Lock()
+        self.blocks = shared_buffer.BlockReader()  # the worker's simulation samples arrive through shared memory
 
     @property
     def alive(self) -> bool:
@@ -158,8 +163,8 @@ class Execution:
                 elif kind == "io":
                     self._sink.on_io(message[1], message[2])
                 elif kind == "simulated":
-                    columns, rows, nbytes, report = message[1:]
-                    data = shared_buffer.receive_block(conn.fileno(), nbytes)
+                    columns, rows, nbytes, is_new, is_kept, report = message[1:]
+                    data = self._worker.blocks.read(conn.fileno(), nbytes, is_new, is_kept)
                     simulated = PackedSamples(columns, rows, data), report
                 elif kind == "done":
                     outcome = Outcome("completed", duration_ns=message[1], statements=message[2],
@@ -297,8 +302,9 @@ class _WorkerHost:
     program never waits for the server to read (a server busy answering a client that fetches results live must
     not slow the job down), and values can never overtake the "paused" or "done" that follows them."""
 
-    def __init__(self, conn, io_values: dict, realtime: bool):
+    def __init__(self, conn, io_values: dict, realtime: bool, blocks: shared_buffer.BlockWriter):
         self._conn = conn
+        self.blocks = blocks  # the worker's shared block for simulation samples, reused from job to job
         # What the server says while the program runs (resume, input stream data, IO values, element corrections)
         # arrives on the worker's main thread, which hands it over here.
         self._control = threading.Condition()
@@ -377,12 +383,12 @@ class _WorkerHost:
                 self.corrections[message[1]] = tuple(message[2])
             self._control.notify_all()
 
-    def post(self, message, fd: int | None = None) -> None:
-        """Queue a message (and an optional descriptor passed right after it, then closed here), after every save
-        so far."""
+    def post(self, message, then: Callable[[int], None] | None = None) -> None:
+        """Queue a message, after every save so far; `then(socket descriptor)`, if given, runs right after the
+        message is sent (it passes a shared block's descriptor)."""
         with self._lock:
             self._move_saves_to_outbox()
-            self._outbox.put((message, fd))
+            self._outbox.put((message, then))
 
     def flush(self) -> None:
         with self._lock:
@@ -395,15 +401,15 @@ class _WorkerHost:
 
     def _send_all(self) -> None:
         while (item := self._outbox.get()) is not None:
-            message, fd = item
+            message, then = item
             if message[0] == "values":  # lists become arrays here, off the program's thread
                 _, tag, kind, values, stamps = message
                 message = ("values", tag, kind, np.array(values, dtype=_DTYPES[kind]),
                            np.array(stamps, dtype=np.int64))
             try:
                 self._conn.send(message)
-                if fd is not None:
-                    shared_buffer.send_descriptor(self._conn.fileno(), fd)
+                if then is not None:
+                    then(self._conn.fileno())
             except OSError:  # the server closed the connection (halt, shutdown): nobody is listening any more
                 return
 
@@ -430,22 +436,13 @@ def _run(request: JobRequest, host: _WorkerHost):
     samples = waveforms.render(summary.events, request.config, request.simulate_ns)
     report = (waveform_report.build_waveform_report(summary.events, request.config, request.simulate_ns)
               if request.waveform_report else None)
-    blocks: list[shared_buffer.SharedBlock] = []
-
-    def allocate(nbytes: int) -> np.ndarray:
-        blocks.append(shared_buffer.SharedBlock(nbytes))
-        return blocks[0].array()
-
     try:
-        packed = samples.packed(allocate)
-        columns, rows = packed.columns, packed.rows
-        del samples, packed  # the last views of the block: it is unmapped here once released
-        blocks[0].release_memory()
+        packed = samples.packed(host.blocks.allocate)
     except BaseException:
-        for block in blocks:
-            block.discard()
+        host.blocks.discard()
         raise
-    host.post(("simulated", columns, rows, blocks[0].nbytes, report), blocks[0].fd)
+    host.post(("simulated", packed.columns, packed.rows, packed.data.size, *host.blocks.announce(), report),
+              then=host.blocks.send)
     return summary
 
 
@@ -474,6 +471,7 @@ def _worker_main(conn) -> None:
     runs (resume, input streams, IO values, element corrections) is taken at once, whatever the program does."""
     threading.Thread(target=_exit_with_parent, daemon=True).start()
     host: _WorkerHost | None = None
+    blocks = shared_buffer.BlockWriter()
     while True:
         try:
             message = conn.recv()
@@ -481,7 +479,7 @@ def _worker_main(conn) -> None:
             return
         if message[0] == "run":  # the server sends a job only to an idle worker
             request: JobRequest = message[1]
-            host = _WorkerHost(conn, request.io_values, request.realtime)
+            host = _WorkerHost(conn, request.io_values, request.realtime, blocks)
             threading.Thread(target=_run_job, args=(request, host), name="job", daemon=True).start()
         elif host is not None:
             host.receive(message)  # late messages for a job that already ended change nothing
