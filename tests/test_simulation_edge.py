@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import warnings
 from io import BytesIO
 
@@ -29,6 +31,7 @@ from qopemu.edge.simulation import (
 )
 from qopemu.engine.events import AcquisitionEvent, PhaseResetEvent, PlayEvent
 from qopemu.engine.inputs import Loopback, NoInputs, RawInputs
+from qopemu.engine.packed_samples import PackedSamples, SamplesFailed
 from qopemu.engine.waveform_report import build_waveform_report
 from qopemu.engine.waveforms import render
 from test_waveforms import make_config
@@ -129,6 +132,32 @@ def test_samples_stream_as_one_header_then_data_chunks(config):
     assert all(m.WhichOneof("body") == "data" for m in messages[1:])
     sizes = [len(m.data.data) for m in messages[1:]]
     assert len(sizes) > 1 and max(sizes) <= CHUNK_BYTES and sum(sizes) == 40_000 * (10 * 4 + 10)
+
+
+def test_samples_stream_part_by_part_as_the_worker_hands_them_over(config):
+    """A pull streams each part as soon as it arrives (the worker renders the next one meanwhile), and samples that
+    fail midway end the stream with ok=false, which the client turns into QMSimulationError."""
+    whole = render([PlayEvent("flux", "const", "const", 5, 40, None, 0.0, 0.0)], config, 1000).packed()
+    data = b"".join(whole.parts())
+    arriving = PackedSamples(whole.columns, whole.rows)
+    stream = stream_samples(arriving, True, True)
+    assert next(stream).WhichOneof("body") == "header"
+    received = []
+    feeder = threading.Thread(target=lambda: [time.sleep(0.05), arriving.add(data[:1000])])
+    feeder.start()
+    received.append(next(stream).data.data)  # blocks until the part arrives
+    feeder.join()
+    assert received == [data[:1000]]
+    arriving.add(data[1000:])
+    assert b"".join([received[0], *(m.data.data for m in stream)]) == data
+
+    failing = PackedSamples(whole.columns, whole.rows)
+    failing.add(data[:1000])
+    failing.fail("the worker process running the job died (exit code -9)")
+    messages = list(stream_samples(failing, True, True))
+    assert [m.ok for m in messages] == [True, True, False]  # any ok=false: the client's _pull_simulator_samples raises
+    with pytest.raises(SamplesFailed, match="exit code -9"):
+        failing.records()
 
 
 def test_simulated_part_carries_a_report_the_client_parses(config):

@@ -10,7 +10,9 @@ import pytest
 from qopemu import qmconfig
 from qopemu.engine.events import DcOffsetEvent, PlayEvent, RampToZeroEvent
 from qopemu.engine.inputs import Loopback, NoInputs, RawInputs, noise_std_from_power
-from qopemu.engine.waveforms import CROSSTALK_DELAY_NS, FIR_DELAY_NS, IIR_DELAY_NS, Synthesizer, render
+from qopemu.engine.packed_samples import records_dtype
+from qopemu.engine.waveforms import (CROSSTALK_DELAY_NS, FIR_DELAY_NS, IIR_DELAY_NS, Synthesizer, WindowedRender,
+                                     render)
 
 GAUSS = (0.3 * np.exp(-0.5 * ((np.arange(40) - 20) / 6.0) ** 2)).tolist()
 
@@ -316,6 +318,38 @@ def test_a_window_is_a_slice_of_the_whole(filters):
         assert np.allclose(samples, whole.analog[key][333:555])
     for key, samples in part.digital.items():
         assert np.array_equal(samples, whole.digital[key][333:555])
+
+
+@pytest.mark.parametrize("ports", [{},
+                                   {1: {"offset": 0.01, "delay": 13, "filter": {"feedforward": [0.3, 0.4, 0.3]}},
+                                    6: {"offset": 0.0, "crosstalk": {5: 0.5}}},
+                                   {5: {"offset": 0.0, "filter": {"feedforward": [], "feedback": [0.9]}}}])
+def test_windows_rendered_one_after_the_other_join_into_the_whole(ports):
+    """What a worker hands over window after window is what one render of the whole run gives: pulses across the
+    windows' edges, FIR history, crosstalk, marker delays and buffers, sticky levels and DC offsets included."""
+    early = {"singleInput": {"port": ("con1", 8)}, "operations": {"const": "const_marked"},
+             "digitalInputs": {"sw": {"port": ("con1", 4), "delay": 0, "buffer": 6}}}  # marker opens before the pulse
+    cfg = make_config(ports=ports, overrides={"elements": {"early": early}})
+    events = [play("qubit", "iq_marked", t, frequency=50e6, phase=(50e6 * t * 1e-9) % 1) for t in range(0, 800, 40)]
+    events += [play("flux", "gauss_single", t) for t in range(7, 900, 61)]
+    events += [play("early", "const_marked", t) for t in range(3, 900, 97)]
+    events += [play("drive", "const", t, frequency=25e6, phase=0.1, chirp_rates=(2e4,)) for t in (100, 500)]
+    events += [play("hold", "const_marked", 230), RampToZeroEvent("hold", 600, 40),
+               DcOffsetEvent("drive", "single", 321, 0.05)]
+    rendering = WindowedRender(events, cfg, 1000)
+    whole = render(events, cfg, 1000)
+    records = np.zeros(rendering.rows, dtype=records_dtype(rendering.columns))
+    starts = []
+    for start, end, samples in rendering.windows(37):
+        samples.pack_into(records[start:end])
+        starts.append(start)
+    one_window = "feedback" in str(ports)  # an IIR filter remembers everything: one window
+    assert starts == ([0] if one_window else list(range(0, 1000, 37)))
+    assert rendering.columns == whole.packed().columns
+    for (controller, port), samples in whole.analog.items():
+        assert np.allclose(records[f"{controller}:analog:{port}"], samples, atol=1e-6)
+    for (controller, port), samples in whole.digital.items():
+        assert np.array_equal(records[f"{controller}:digital:{port}"], samples)
 
 
 def test_loopback_input_sees_the_output_after_the_latency(config):

@@ -17,8 +17,9 @@ Wire facts (shared/protocol/QOP2-PROTOCOL.md §7, checked against qm-qua 1.4.1 `
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 from numpy.lib.recfunctions import repack_fields
@@ -28,7 +29,7 @@ from qm.grpc.qm.pb import frontend_pb2, job_results_pb2
 
 from qopemu.engine.inputs import noise_std_from_power, resolve_wire
 from qopemu.engine.inputs import InputModel
-from qopemu.engine.waveforms import PackedSamples
+from qopemu.engine.packed_samples import PackedSamples, SamplesFailed
 from qopemu import qmconfig
 from qopemu.edge.errors import compiler_messages, config_messages
 from qopemu.platform.errors import JobNotFound, Refused
@@ -38,6 +39,8 @@ from qopemu.qmconfig import QmConfig
 # Data chunk size. 64 KiB chunks work, but per-message costs then dominate a pull: 1 MiB chunks pull 400 us of
 # 4 ports about 3x faster. The client accepts messages up to 100 MB (`qm.api.models.server_details.MAX_MESSAGE_SIZE`).
 CHUNK_BYTES = 1 << 20
+
+log = logging.getLogger(__name__)
 CLOCK_NS = 4
 
 
@@ -123,21 +126,28 @@ def build_simulated_part(report: dict, include_analog: bool, include_digital: bo
 def stream_samples(
     samples: PackedSamples, include_analog: bool, include_digital: bool, job_id: str = ""
 ) -> Iterator[job_results_pb2.SimulatorSamplesResponse]:
-    """The `PullSimulatorSamples` stream: a header, then the packed records in `CHUNK_BYTES` chunks."""
+    """The `PullSimulatorSamples` stream: a header, then the packed records in chunks of at most `CHUNK_BYTES`, each
+    as soon as the worker has rendered it. Samples that fail to render end the stream with ok=false, on which the
+    client raises `QMSimulationError`."""
     wanted = {"analog": include_analog, "digital": include_digital}
     names = [samples.dtype.names[i] for i, (_, kind, _) in enumerate(samples.columns) if wanted[kind]]
-    if len(names) == len(samples.columns):
-        data = memoryview(samples.data)
-    else:  # a subset of the columns: repack those records
-        data = memoryview(np.ascontiguousarray(repack_fields(samples.records()[names])).tobytes()) if names \
-            else memoryview(b"")
     dtypes = [[name, samples.dtype.fields[name][0].str] for name in names]
     header = job_results_pb2.SimulatorSamplesResponse.Header(simpleDType=json.dumps(dtypes),
                                                              countOfItems=samples.rows if names else 0)
     yield job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=True, header=header)
-    for offset in range(0, len(data), CHUNK_BYTES):
-        chunk = job_results_pb2.SimulatorSamplesResponse.Data(data=data[offset : offset + CHUNK_BYTES].tobytes())
-        yield job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=True, data=chunk)
+    try:
+        if len(names) == len(samples.columns):
+            parts: Iterable[bytes] = samples.parts()
+        else:  # a subset of the columns: repack those records, once all are there
+            parts = [np.ascontiguousarray(repack_fields(samples.records()[names])).tobytes()] if names else []
+        for part in parts:
+            for offset in range(0, len(part), CHUNK_BYTES):
+                chunk = part if len(part) <= CHUNK_BYTES else part[offset : offset + CHUNK_BYTES]
+                yield job_results_pb2.SimulatorSamplesResponse(
+                    jobId=job_id, ok=True, data=job_results_pb2.SimulatorSamplesResponse.Data(data=chunk))
+    except SamplesFailed as exc:
+        log.error("simulation %s: its samples could not be rendered: %s", job_id, exc)
+        yield job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=False)
 
 
 class SimulationHandler:

@@ -15,13 +15,13 @@ API reference), so the standard deviation here is its square root.
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
+from qopemu.engine.event_index import EventIndex
 from qopemu.engine.events import DcOffsetEvent, PlayEvent, RampToZeroEvent
 from qopemu.engine.waveforms import Synthesizer, alignment_delay_ns
 from qopemu.qmconfig import ANALOG_OUTPUTS, DIGITAL_OUTPUTS, PortRef, QmConfig
@@ -102,41 +102,6 @@ class RawInputs(_AnalogOnly):
         return out
 
 
-class _History:
-    """The recorded play and ramp events of some elements, per element in start order, so a window looks up only the
-    events that can reach it. The runtime records events in program order, which is not time order across
-    elements."""
-
-    def __init__(self, elements: set[str], whole: set[str], reach: int):
-        self.elements = elements
-        self._whole = whole  # elements whose every earlier event matters (sticky levels, IIR filters)
-        self._reach = reach  # how far before a window an event's effect can start (port delays, buffers)
-        self._timelines: dict[str, list[PlayEvent | RampToZeroEvent]] = {}
-        self._starts: dict[str, list[int]] = {}
-        self._longest: dict[str, int] = {}
-
-    def record(self, event: PlayEvent | RampToZeroEvent) -> None:
-        timeline = self._timelines.setdefault(event.element, [])
-        starts = self._starts.setdefault(event.element, [])
-        at = bisect.bisect_right(starts, event.start)
-        starts.insert(at, event.start)
-        timeline.insert(at, event)
-        span = event.length if isinstance(event, PlayEvent) else event.duration
-        self._longest[event.element] = max(self._longest.get(event.element, 0), span)
-
-    def near(self, start: int, length: int) -> list[object]:
-        """The recorded events that can reach the output window: those overlapping it (widened by the reach), and
-        the whole history of the elements that need it."""
-        lo, hi = start - self._reach, start + length
-        events: list[object] = []
-        for name, timeline in self._timelines.items():
-            starts = self._starts[name]
-            last = bisect.bisect_left(starts, hi)
-            first = 0 if name in self._whole else bisect.bisect_left(starts, lo - self._longest[name])
-            events.extend(timeline[first:last])
-        return events
-
-
 class Loopback(_AnalogOnly):
     """`LoopbackInterface`: output ports wired to input ports; an input sees the wired outputs `latency_ns` later.
 
@@ -183,7 +148,7 @@ class Loopback(_AnalogOnly):
             whole = elements
         else:
             whole = {name for name in elements if (s := config.elements[name].sticky) is not None and s.analog}
-        self._history = _History(elements, whole, reach)
+        self._history = EventIndex(elements, whole, reach)
         self._offsets: list[DcOffsetEvent] = []
         self._recorded = 0
         self._cache: dict[tuple, np.ndarray] = {}
@@ -246,7 +211,7 @@ class DigitalLoopback:
             (d.delay + d.buffer for name in elements for d in config.elements[name].digital_inputs.values()), default=0)
         # a digitally sticky marker holds until the element's next pulse, however long ago it started
         whole = {name for name in elements if (s := config.elements[name].sticky) is not None and s.digital}
-        self._history = _History(elements, whole, reach)
+        self._history = EventIndex(elements, whole, reach)
 
     def record(self, event: object) -> None:
         if isinstance(event, (PlayEvent, RampToZeroEvent)) and event.element in self._history.elements:

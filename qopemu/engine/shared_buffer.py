@@ -8,9 +8,8 @@ descriptor over the same Unix socket (SCM_RIGHTS), right after the message that 
 of messages is kept.
 
 Fresh shared memory is slow to touch (each new page is allocated and zeroed on first write: about 0.6 ms per MB),
-so a worker keeps its block for the next simulation, and the server copies the samples out of it before the
-job ends. A block larger than `KEEP_BYTES` is used once instead: the server keeps its mapping as the samples, and
-its memory goes back to the system with them.
+so a worker keeps its block for the next simulation, and the server copies the samples out of it, part by part as
+the worker says they are ready, before the job ends. A block larger than `KEEP_BYTES` is used once, then freed.
 """
 
 from __future__ import annotations
@@ -79,12 +78,6 @@ class BlockWriter:
             self._current.close()
         self._current = None
 
-    def discard(self) -> None:
-        """The block will not be sent (packing failed): a one-use block is freed, a kept one stays."""
-        if self._current is not None and self._current is not self._kept:
-            self._current.close()
-        self._current = None
-
 
 class BlockReader:
     """The server's side, one per worker: the worker's kept block stays mapped between simulations."""
@@ -92,8 +85,10 @@ class BlockReader:
     def __init__(self) -> None:
         self._kept: mmap.mmap | None = None
 
-    def read(self, sock_fd: int, nbytes: int, is_new: bool, is_kept: bool) -> np.ndarray:
-        """The `nbytes` of samples the worker announced, as a flat uint8 array that the worker cannot change."""
+    def open(self, sock_fd: int, nbytes: int, is_new: bool, is_kept: bool) -> memoryview:
+        """The block the worker announced, read-only: its descriptor is taken from the socket when it is new. The
+        worker fills it afterwards, and says how far; a kept block is reused by the worker's next simulation, so
+        what it holds must be copied out before that job's end."""
         if is_new:
             fd = _receive_descriptor(sock_fd)
             try:
@@ -101,12 +96,11 @@ class BlockReader:
             finally:
                 os.close(fd)
             if not is_kept:
-                return np.frombuffer(mapping, dtype=np.uint8, count=nbytes)  # the samples own this mapping now
+                return memoryview(mapping)  # used once: the mapping goes when the view does
             self._kept = mapping
         if self._kept is None:
             raise EOFError("the worker reused a block it never handed over")
-        # The worker reuses its block for the next simulation: the samples need their own copy.
-        return np.frombuffer(self._kept, dtype=np.uint8, count=nbytes).copy()
+        return memoryview(self._kept)
 
 
 def _receive_descriptor(sock_fd: int) -> int:

@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from qopemu.engine.event_index import EventIndex
 from qopemu.engine.events import DcOffsetEvent, PlayEvent, RampToZeroEvent
+from qopemu.engine.packed_samples import PackedSamples, records_dtype
 from qopemu.qmconfig import ANALOG_OUTPUTS, DIGITAL_OUTPUTS, Element, PortRef, QmConfig
 
 TWO_PI = 2.0 * np.pi
@@ -57,13 +59,21 @@ _BATCH_SAMPLES = 1 << 16
 # resolution of a float32 sample, and covers the rounding of phases accumulated over a long program.
 _SAME_PHASE = 1e-9
 
-# Analog samples are float32 volts, rendered and sent as such: the OPX+ DAC has 16 bits over [-0.5, 0.5), and
-# float32's 24-bit mantissa holds each of its levels exactly, so float64 would only double the bytes to compute,
-# move and decode (docs/simulation.md, "Sample format").
+# Analog samples are float32 volts, rendered and sent as such (engine/packed_samples.py says why).
 SAMPLE_DTYPE = np.float32
-ANALOG_WIRE_DTYPE = "<f4"
 
 PortKey = tuple[str, int]
+Column = tuple[str, str, int]  # (controller, "analog" | "digital", port)
+
+
+def record_columns(analog: Iterable[PortKey], digital: Iterable[PortKey]) -> list[Column]:
+    """The columns of the packed records, in the order the client's plot lists them: per controller, its analog
+    ports, then its digital ones."""
+    analog, digital = set(analog), set(digital)
+    return [(controller, kind, port)
+            for controller in sorted({c for c, _ in analog} | {c for c, _ in digital})
+            for kind, keys in (("analog", analog), ("digital", digital))
+            for port in sorted(p for c, p in keys if c == controller)]
 
 
 @dataclass
@@ -73,48 +83,20 @@ class OutputSamples:
     analog: dict[PortKey, np.ndarray]  # float32 volts (SAMPLE_DTYPE)
     digital: dict[PortKey, np.ndarray]  # bool
 
-    def packed(self, allocate: Callable[[int], np.ndarray] | None = None) -> "PackedSamples":
-        """All ports as one block of row-major records, the layout the client reads simulated samples in.
+    def pack_into(self, records: np.ndarray) -> None:
+        """Write the samples into `records` (a structured array of `records_dtype(columns)`), a column at a time: a
+        strided copy per column costs what stacking the columns would, without a temporary block."""
+        for name in records.dtype.names:
+            controller, kind, port = name.split(":")
+            records[name] = (self.analog if kind == "analog" else self.digital)[(controller, int(port))]
 
-        Packing happens once, where the samples are rendered, straight into the block `allocate(nbytes)` gives (a
-        flat writable uint8 array; a fresh one by default): the worker passes shared memory, which the server then
-        streams from without a copy."""
-        columns: list[tuple[str, str, int]] = []
-        for controller in sorted({c for c, _ in self.analog} | {c for c, _ in self.digital}):
-            for kind, arrays in (("analog", self.analog), ("digital", self.digital)):
-                columns += [(controller, kind, port) for port in sorted(p for c, p in arrays if c == controller)]
+    def packed(self) -> PackedSamples:
+        """All ports as one complete block of records."""
+        columns = record_columns(self.analog, self.digital)
         rows = len(next(iter(self.analog.values()), next(iter(self.digital.values()), ())))
-        dtype = records_dtype(columns)
-        nbytes = rows * dtype.itemsize
-        data = allocate(nbytes) if allocate is not None else np.empty(nbytes, dtype=np.uint8)
-        if nbytes:
-            records = np.frombuffer(data, dtype=dtype, count=rows)
-            for (controller, kind, port), name in zip(columns, dtype.names):
-                # A strided copy per column costs what stacking the columns would, without a temporary block.
-                records[name] = (self.analog if kind == "analog" else self.digital)[(controller, port)]
-        return PackedSamples(columns, rows, data)
-
-
-def records_dtype(columns: Sequence[tuple[str, str, int]]) -> np.dtype:
-    """The record of one sample time: a `<controller>:<kind>:<port>` field per column, the names the client splits."""
-    return np.dtype([(f"{c}:{kind}:{port}", ANALOG_WIRE_DTYPE if kind == "analog" else "|b1")
-                     for c, kind, port in columns])
-
-
-@dataclass
-class PackedSamples:
-    """Output samples as row-major records: one column per port, analog `<f4` volts, digital `|b1`."""
-
-    columns: list[tuple[str, str, int]]  # (controller, "analog" | "digital", port), in record order
-    rows: int
-    data: np.ndarray  # the records' bytes, a flat uint8 array (read-only where it maps a worker's shared block)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return records_dtype(self.columns)
-
-    def records(self) -> np.ndarray:
-        return np.frombuffer(self.data, dtype=self.dtype, count=self.rows)
+        records = np.zeros(rows, dtype=records_dtype(columns))
+        self.pack_into(records)
+        return PackedSamples.complete(columns, rows, records.tobytes())
 
 
 def render(
@@ -129,6 +111,46 @@ def render(
     return Synthesizer(config).render(
         events, 0, duration_ns, include_analog=include_analog, include_digital=include_digital
     )
+
+
+class WindowedRender:
+    """A run's outputs over [0, duration_ns), rendered window after window, each from only the events that can reach
+    it, so that a worker hands a window over while it renders the next. The windows join exactly: the synthesiser
+    renders a window as it renders the whole (pulses across the edges, FIR history, sticky levels, DC offsets).
+    A port with an IIR filter remembers all it ever played, so then one window covers the whole run."""
+
+    def __init__(self, events: Iterable[object], config: QmConfig, duration_ns: int):
+        self.duration_ns = max(0, int(duration_ns))
+        self._synth = Synthesizer(config)
+        self.columns = record_columns(((p.controller, p.number) for p in self._synth.analog_ports),
+                                      ((p.controller, p.number) for p in self._synth.digital_ports))
+        analog = [p for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
+        self._one_window = any(p.filter_feedback for p in analog)
+        markers = [d for element in config.elements.values() for d in element.digital_inputs.values()]
+        # How far before a window an event can start and still show in it (port delays, FIR taps, marker delays and
+        # buffers), and how far after it (a marker's buffer widens it backwards).
+        reach = alignment_delay_ns(config) + max(
+            max((p.delay for p in analog), default=0) + max((len(p.filter_feedforward) for p in analog), default=0),
+            max((d.delay + d.buffer for d in markers), default=0))
+        self._ahead = max((d.buffer for d in markers), default=0)
+        sticky = {name for name, element in config.elements.items()
+                  if element.sticky is not None and (element.sticky.analog or element.sticky.digital)}
+        self._index = EventIndex(set(config.elements), sticky, reach)
+        events = list(events)
+        self._offsets = [event for event in events if isinstance(event, DcOffsetEvent)]
+        self._index.extend([event for event in events if isinstance(event, (PlayEvent, RampToZeroEvent))])
+
+    @property
+    def rows(self) -> int:
+        return self.duration_ns
+
+    def windows(self, samples_per_window: int) -> Iterator[tuple[int, int, OutputSamples]]:
+        """(start, end, samples) of consecutive windows of at most `samples_per_window` ns that cover the run."""
+        step = self.duration_ns if self._one_window else max(1, samples_per_window)
+        for start in range(0, self.duration_ns, step):
+            length = min(step, self.duration_ns - start)
+            events = self._offsets + self._index.near(start, length + self._ahead)
+            yield start, start + length, self._synth.render(events, start, length)
 
 
 @dataclass(frozen=True)
@@ -147,8 +169,8 @@ class Synthesizer:
         self._modulated: dict[tuple, _Modulated] = {}
         self._markers: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, bool]] = {}
         analog = [p for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
-        self._analog_ports = sorted((p.ref for p in analog), key=_port_order)
-        self._digital_ports = sorted(
+        self.analog_ports = sorted((p.ref for p in analog), key=_port_order)
+        self.digital_ports = sorted(
             (p.ref for p in config.declared_ports() if p.ref.kind == DIGITAL_OUTPUTS), key=_port_order
         )
         # crosstalk[p] = [(q, factor)]: port p also plays factor * (what is played to q); p's own factor defaults to 1.
@@ -199,10 +221,10 @@ class Synthesizer:
         analog: dict[PortKey, np.ndarray] = {}
         digital: dict[PortKey, np.ndarray] = {}
         if include_analog:
-            ports = self._analog_ports if analog_ports is None else list(analog_ports)
+            ports = self.analog_ports if analog_ports is None else list(analog_ports)
             analog = self._render_analog(plays, ramps, offsets, start_ns, length_ns, ports)
         if include_digital:
-            ports = self._digital_ports if digital_ports is None else list(digital_ports)
+            ports = self.digital_ports if digital_ports is None else list(digital_ports)
             digital = self._render_digital(plays, ramps, start_ns, length_ns, ports)
         return OutputSamples(analog, digital)
 
@@ -286,28 +308,26 @@ class Synthesizer:
         window_start: int,
         window_length: int,
     ) -> None:
-        """A non-sticky element: same-shaped pulses in batches; chirps and ramps one by one."""
+        """A non-sticky element: same-shaped pulses inside the window in batches; chirps, ramps and pulses cut by the
+        window's edges one by one."""
         window_end = window_start + window_length
         batches: dict[tuple, list[PlayEvent]] = {}
         for event in timeline:
             if event.start >= window_end or event.start + event.length <= window_start or event.length <= 0:
                 continue
-            if event.chirp_rates or event.ramp_slope is not None:
+            if (event.chirp_rates or event.ramp_slope is not None or event.start < window_start
+                    or event.start + event.length > window_end):
                 self._render_single_event(element, event, buffers, window_start, window_length)
             else:
                 key = (event.pulse, event.length, event.amp, event.frequency, event.correction)
                 batches.setdefault(key, []).append(event)
         for batch in batches.values():
-            self._render_batch(element, batch, buffers, window_start, window_length)
+            self._render_batch(element, batch, buffers, window_start)
 
     def _render_batch(
-        self,
-        element: Element,
-        batch: list[PlayEvent],
-        buffers: dict[PortRef, np.ndarray],
-        window_start: int,
-        window_length: int,
+        self, element: Element, batch: list[PlayEvent], buffers: dict[PortRef, np.ndarray], window_start: int
     ) -> None:
+        """Same-shaped pulses that lie inside the window."""
         first = batch[0]
         shape = self._modulated_shape(element, first)
         n = first.length
@@ -318,16 +338,10 @@ class Synthesizer:
             starts = np.fromiter((e.start for e in part), dtype=np.int64, count=len(part)) - window_start
             phases = TWO_PI * np.fromiter((e.phase % 1.0 for e in part), dtype=float, count=len(part))
             cos, sin = np.cos(phases), np.sin(phases)
-            inside = index = None
-            crosses_window = bool(starts.min() < 0 or starts.max() + n > window_length)
             # Back-to-back pulses (an element playing continuously) fill one slice: add to it without an index.
-            tiled = not crosses_window and bool(np.all(np.diff(starts) == n))
+            tiled = bool(np.all(np.diff(starts) == n))
             tile_start = int(starts[0])
-            if not tiled:
-                index = (starts[:, None] + offsets[None, :]).ravel()
-                if crosses_window:
-                    inside = (index >= 0) & (index < window_length)
-                    index = index[inside]
+            index = None if tiled else (starts[:, None] + offsets[None, :]).ravel()
             # A fancy-index += drops repeated indices; an element's own pulses never overlap, but be exact if they do.
             overlapping = len(part) > 1 and bool(np.any(np.diff(np.sort(starts)) < n))
             # Pulses back to back that all start at the same phase (a frequency commensurate with the pulse length,
@@ -346,8 +360,6 @@ class Synthesizer:
                     tile += values_2d
                     continue
                 values = values_2d.ravel()
-                if inside is not None:
-                    values = values[inside]
                 if overlapping:
                     np.add.at(buffers[port], index, values)
                 elif tiled:

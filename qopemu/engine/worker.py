@@ -10,8 +10,10 @@ Messages, worker -> server (one socket per worker):
     ("values", tag, kind, values, timestamps)   batched saves
     ("adc", tag, input_number, traces, timestamps)
     ("started",)  ("paused",)  ("io", number, value)
-    ("simulated", columns, rows, nbytes, new block, kept block, waveform report): the packed samples are in a
-        shared block (engine/shared_buffer.py), whose descriptor follows when the block is new
+    ("simulated", duration_ns, statements, columns, rows, new block, kept block, waveform report): a simulation's
+        program has run; its packed samples will fill a shared block (engine/shared_buffer.py), whose descriptor
+        follows when the block is new
+    ("samples", nbytes)  the shared block holds this many bytes of samples
     ("done", duration_ns, statements)  ("error", message)
 Messages, server -> worker:
     ("run", JobRequest)  ("resume",)  ("input", name, values)  ("io", number, value)
@@ -35,10 +37,12 @@ from multiprocessing.connection import Connection
 
 from qopemu.engine import runtime, shared_buffer, waveform_report, waveforms
 from qopemu.engine.inputs import InputModel
-from qopemu.engine.waveforms import PackedSamples
+from qopemu.engine.packed_samples import PackedSamples, records_dtype
 
 _FLUSH_INTERVAL_S = 0.02
 _FLUSH_ITEMS = 1 << 16
+# A simulation's samples are handed over in windows of about this many bytes (the size of one gRPC message).
+_WINDOW_BYTES = 1 << 20
 _DTYPES = {"int": np.int64, "fixed": np.float64, "bool": np.bool_}
 # glibc malloc settings for workers. By default glibc maps each array of more than a few MB afresh and unmaps it
 # when freed, so every simulation pays page faults again on its sample buffers (half of a 400 us render of 4 ports).
@@ -145,8 +149,9 @@ class Execution:
     def _read(self) -> None:
         results = self._sink.results
         conn = self._worker.conn
-        outcome = None
-        simulated = (None, None)
+        outcome = None  # the worker's last word on the job
+        simulated: tuple[PackedSamples, memoryview] | None = None  # a simulation's samples and the block they fill
+        copied = 0
         try:
             while outcome is None:
                 message = conn.recv()
@@ -163,12 +168,18 @@ class Execution:
                 elif kind == "io":
                     self._sink.on_io(message[1], message[2])
                 elif kind == "simulated":
-                    columns, rows, nbytes, is_new, is_kept, report = message[1:]
-                    data = self._worker.blocks.read(conn.fileno(), nbytes, is_new, is_kept)
-                    simulated = PackedSamples(columns, rows, data), report
+                    # The program has run, so the job's outcome is known; its samples follow, window after window.
+                    duration_ns, statements, columns, rows, is_new, is_kept, report = message[1:]
+                    samples = PackedSamples(columns, rows)
+                    simulated = samples, self._worker.blocks.open(conn.fileno(), samples.nbytes, is_new, is_kept)
+                    self._deliver(Outcome("completed", duration_ns=duration_ns, statements=statements,
+                                          samples=samples, waveform_report=report))
+                elif kind == "samples":  # the block is filled up to this byte
+                    samples, block = simulated
+                    samples.add(bytes(block[copied:message[1]]))  # the worker reuses its block: copy out
+                    copied = message[1]
                 elif kind == "done":
-                    outcome = Outcome("completed", duration_ns=message[1], statements=message[2],
-                                      samples=simulated[0], waveform_report=simulated[1])
+                    outcome = Outcome("completed", duration_ns=message[1], statements=message[2])
                 elif kind == "error":
                     outcome = Outcome("error", [message[1]])
         except (EOFError, OSError):
@@ -183,14 +194,21 @@ class Execution:
         except Exception as exc:  # results refused the data (memory cap) or could not process it
             self._kill()
             outcome = Outcome("error", [str(exc)])
+        if simulated is not None:  # samples that will not be complete now never will be
+            simulated[0].fail("; ".join(outcome.messages) or "the worker stopped before rendering every sample")
         with self._worker.send_lock, self._lock:
             # From here on nothing reaches this worker on this job's behalf, and a halt cannot kill it.
             self._released = True
             reusable = outcome.status == "completed" and not self._halted and self._worker.alive
-        self._outcome = outcome
-        self._finished.set()
+        self._deliver(outcome)
         self._started.set()
         self._on_exit(self._worker, reusable)
+
+    def _deliver(self, outcome: Outcome) -> None:
+        """The job's outcome, once: a simulation's comes when its program has run, before its samples."""
+        if self._outcome is None:
+            self._outcome = outcome
+            self._finished.set()
 
     def _kill(self) -> bool:
         with self._lock:
@@ -433,17 +451,27 @@ def _run(request: JobRequest, host: _WorkerHost):
         return runtime.run(request.program, host, source, waveform_overrides=request.waveform_overrides)
     summary = runtime.run(request.program, host, source, max_time_ns=request.simulate_ns, record_events=True,
                           waveform_overrides=request.waveform_overrides)
-    samples = waveforms.render(summary.events, request.config, request.simulate_ns)
+    _hand_over_samples(request, host, summary)
+    return summary
+
+
+def _hand_over_samples(request: JobRequest, host: _WorkerHost, summary: runtime.RunSummary) -> None:
+    """Announce the simulation's outcome and its samples' layout, then render and pack the samples into the shared
+    block window after window, saying how far the block is filled after each: the server streams a window to the
+    client while the next one renders."""
+    rendering = waveforms.WindowedRender(summary.events, request.config, request.simulate_ns)
     report = (waveform_report.build_waveform_report(summary.events, request.config, request.simulate_ns)
               if request.waveform_report else None)
-    try:
-        packed = samples.packed(host.blocks.allocate)
-    except BaseException:
-        host.blocks.discard()
-        raise
-    host.post(("simulated", packed.columns, packed.rows, packed.data.size, *host.blocks.announce(), report),
-              then=host.blocks.send)
-    return summary
+    dtype = records_dtype(rendering.columns)
+    block = host.blocks.allocate(rendering.rows * dtype.itemsize)
+    host.post(("simulated", summary.duration_ns, summary.statements, rendering.columns, rendering.rows,
+               *host.blocks.announce(), report), then=host.blocks.send)
+    if not dtype.itemsize:
+        return
+    records = np.frombuffer(block, dtype=dtype, count=rendering.rows)
+    for start, end, samples in rendering.windows(max(1, _WINDOW_BYTES // dtype.itemsize)):
+        samples.pack_into(records[start:end])
+        host.post(("samples", end * dtype.itemsize))
 
 
 def _exit_with_parent() -> None:

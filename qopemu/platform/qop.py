@@ -18,7 +18,7 @@ import numpy as np
 from qopemu import qmconfig
 from qopemu.engine import compiler
 from qopemu.engine.inputs import InputModel
-from qopemu.engine.waveforms import ANALOG_WIRE_DTYPE
+from qopemu.engine.packed_samples import ANALOG_WIRE_DTYPE
 from qopemu.engine.worker import JobRequest, WorkerPool
 from qopemu.platform.errors import BadElementCorrection, JobNotFound, NotRunning, Refused, UnknownInputStream
 from qopemu.platform.hardware import Hardware

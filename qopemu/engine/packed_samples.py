@@ -1,0 +1,90 @@
+"""A simulation's output samples as the client reads them: row-major records, one column per port, that arrive part
+after part while the worker renders them.
+
+A simulation's reply goes out as soon as its program has run; the worker then renders the outputs window after
+window, and `PullSimulatorSamples` streams each part as it arrives. Rendering thus overlaps sending (docs/simulation.md,
+"Speed"). Readers of a part never wait for more than that part; a reader that wants the whole block waits for all.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator, Sequence
+
+import numpy as np
+
+# Analog samples are float32 volts: the OPX+ DAC has 16 bits over [-0.5, 0.5), and float32's 24-bit mantissa holds
+# each of its levels exactly, so float64 would only double the bytes to compute, move and decode.
+ANALOG_WIRE_DTYPE = "<f4"
+DIGITAL_WIRE_DTYPE = "|b1"
+
+
+class SamplesFailed(Exception):
+    """The samples will never be complete (rendering failed, or the worker died)."""
+
+
+def records_dtype(columns: Sequence[tuple[str, str, int]]) -> np.dtype:
+    """The record of one sample time: a `<controller>:<kind>:<port>` field per column, the names the client splits."""
+    return np.dtype([(f"{c}:{kind}:{port}", ANALOG_WIRE_DTYPE if kind == "analog" else DIGITAL_WIRE_DTYPE)
+                     for c, kind, port in columns])
+
+
+class PackedSamples:
+    """`rows` records of `columns`, received as consecutive byte parts. Thread-safe: the worker's reader adds
+    parts while any number of pulls read them."""
+
+    def __init__(self, columns: list[tuple[str, str, int]], rows: int):
+        self.columns = columns  # (controller, "analog" | "digital", port), in record order
+        self.rows = rows
+        self.dtype = records_dtype(columns)
+        self.nbytes = rows * self.dtype.itemsize
+        self._parts: list[bytes] = []
+        self._received = 0
+        self._error: str | None = None
+        self._changed = threading.Condition()
+
+    @classmethod
+    def complete(cls, columns: list[tuple[str, str, int]], rows: int, data: bytes) -> "PackedSamples":
+        samples = cls(columns, rows)
+        samples.add(data)
+        return samples
+
+    def add(self, part: bytes) -> None:
+        with self._changed:
+            if self._received + len(part) > self.nbytes:
+                raise ValueError(f"{self._received + len(part)} bytes of samples, more than the {self.nbytes} announced")
+            self._parts.append(part)
+            self._received += len(part)
+            self._changed.notify_all()
+
+    def fail(self, message: str) -> None:
+        """No more parts will come; readers get `SamplesFailed(message)` once they read what did come."""
+        with self._changed:
+            if self._received < self.nbytes:
+                self._error = message
+                self._changed.notify_all()
+
+    @property
+    def is_complete(self) -> bool:
+        with self._changed:
+            return self._received == self.nbytes
+
+    def parts(self) -> Iterator[bytes]:
+        """Every part in order, each as soon as it has arrived."""
+        index = 0
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: index < len(self._parts) or self._error is not None
+                                       or self._received == self.nbytes)
+                if index < len(self._parts):
+                    part = self._parts[index]
+                elif self._received == self.nbytes:
+                    return
+                else:
+                    raise SamplesFailed(self._error)
+            index += 1
+            yield part
+
+    def records(self) -> np.ndarray:
+        """All the records (waits for the last part)."""
+        return np.frombuffer(b"".join(self.parts()), dtype=self.dtype, count=self.rows)
