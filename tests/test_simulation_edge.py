@@ -13,6 +13,7 @@ from qm import SimulationConfig
 from qm.api.models.capabilities import QopCaps, ServerCapabilities
 from qm.api.models.compiler import CompilerOptionArguments
 from qm.api.simulation_api import create_simulation_request
+from qm.grpc.qm.pb import job_results_pb2
 from qm.jobs.simulated_job import _build_np_array, _write_simulator_result, extract_struct_value
 from qm.program import load_config
 from qm.qua import program
@@ -58,10 +59,15 @@ def config():
     )
 
 
+def decoded(stream):
+    """The serialized messages of a stream, parsed by the client's message class."""
+    return (job_results_pb2.SimulatorSamplesResponse.FromString(message) for message in stream)
+
+
 def pulled(samples, include_analog=True, include_digital=True) -> SimulatorSamples:
     """The client's decoding path of PullSimulatorSamples (SimulatedJob._get_np_simulated_samples)."""
     writer, data_writer = BytesIO(), BytesIO()
-    for message in stream_samples(samples.packed(), include_analog, include_digital, job_id="sim-1"):
+    for message in decoded(stream_samples(samples.packed(), include_analog, include_digital, job_id="sim-1")):
         assert message.ok
         _write_simulator_result(message, writer, data_writer)
     return SimulatorSamples.from_np_array(_build_np_array(writer, data_writer))
@@ -127,11 +133,22 @@ def test_samples_decode_with_the_client(config):
 
 def test_samples_stream_as_one_header_then_data_chunks(config):
     samples = render([], config, 40_000)
-    messages = list(stream_samples(samples.packed(), True, True))
+    messages = list(decoded(stream_samples(samples.packed(), True, True)))
     assert messages[0].WhichOneof("body") == "header" and messages[0].header.countOfItems == 40_000
     assert all(m.WhichOneof("body") == "data" for m in messages[1:])
     sizes = [len(m.data.data) for m in messages[1:]]
     assert len(sizes) > 1 and max(sizes) <= CHUNK_BYTES and sum(sizes) == 40_000 * (10 * 4 + 10)
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 300_000, CHUNK_BYTES])
+def test_data_messages_framed_by_hand_are_what_the_protobuf_library_serializes(size):
+    """Chunks are framed without a message object (one copy fewer); the bytes must be the library's own."""
+    chunk = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    framed = b"".join(list(stream_samples(PackedSamples.complete([("con1", "digital", 1)], size, chunk), True, True,
+                                          job_id="sim-42"))[1:])
+    Response = job_results_pb2.SimulatorSamplesResponse
+    expected = Response(jobId="sim-42", ok=True, data=Response.Data(data=chunk)).SerializeToString() if size else b""
+    assert framed == expected
 
 
 def test_samples_stream_part_by_part_as_the_worker_hands_them_over(config):
@@ -140,7 +157,7 @@ def test_samples_stream_part_by_part_as_the_worker_hands_them_over(config):
     whole = render([PlayEvent("flux", "const", "const", 5, 40, None, 0.0, 0.0)], config, 1000).packed()
     data = b"".join(whole.parts())
     arriving = PackedSamples(whole.columns, whole.rows)
-    stream = stream_samples(arriving, True, True)
+    stream = decoded(stream_samples(arriving, True, True))
     assert next(stream).WhichOneof("body") == "header"
     received = []
     feeder = threading.Thread(target=lambda: [time.sleep(0.05), arriving.add(data[:1000])])
@@ -154,7 +171,7 @@ def test_samples_stream_part_by_part_as_the_worker_hands_them_over(config):
     failing = PackedSamples(whole.columns, whole.rows)
     failing.add(data[:1000])
     failing.fail("the worker process running the job died (exit code -9)")
-    messages = list(stream_samples(failing, True, True))
+    messages = list(decoded(stream_samples(failing, True, True)))
     assert [m.ok for m in messages] == [True, True, False]  # any ok=false: the client's _pull_simulator_samples raises
     with pytest.raises(SamplesFailed, match="exit code -9"):
         failing.records()

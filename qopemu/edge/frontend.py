@@ -271,8 +271,7 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
     def Simulate(self, request, context):
         return self._simulation.simulate(request, self._identity.caller(context))
 
-    def PullSimulatorSamples(self, request, context):
-        yield from self._simulation.pull_samples(request, context)
+    # PullSimulatorSamples: edge/simulation.py samples_rpc_handler serves it, with pre-serialized messages.
 
 
 

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+import grpc
 import numpy as np
 from numpy.lib.recfunctions import repack_fields
 from google.protobuf.struct_pb2 import Struct
@@ -125,29 +126,66 @@ def build_simulated_part(report: dict, include_analog: bool, include_digital: bo
 
 def stream_samples(
     samples: PackedSamples, include_analog: bool, include_digital: bool, job_id: str = ""
-) -> Iterator[job_results_pb2.SimulatorSamplesResponse]:
-    """The `PullSimulatorSamples` stream: a header, then the packed records in chunks of at most `CHUNK_BYTES`, each
-    as soon as the worker has rendered it. Samples that fail to render end the stream with ok=false, on which the
-    client raises `QMSimulationError`."""
+) -> Iterator[bytes]:
+    """The `PullSimulatorSamples` stream, as serialized `SimulatorSamplesResponse` messages: a header, then the packed
+    records in chunks of at most `CHUNK_BYTES`, each as soon as the worker has rendered it. Samples that fail to
+    render end the stream with ok=false, on which the client raises `QMSimulationError`."""
+    Response = job_results_pb2.SimulatorSamplesResponse
     wanted = {"analog": include_analog, "digital": include_digital}
     names = [samples.dtype.names[i] for i, (_, kind, _) in enumerate(samples.columns) if wanted[kind]]
     dtypes = [[name, samples.dtype.fields[name][0].str] for name in names]
-    header = job_results_pb2.SimulatorSamplesResponse.Header(simpleDType=json.dumps(dtypes),
-                                                             countOfItems=samples.rows if names else 0)
-    yield job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=True, header=header)
+    header = Response.Header(simpleDType=json.dumps(dtypes), countOfItems=samples.rows if names else 0)
+    yield Response(jobId=job_id, ok=True, header=header).SerializeToString()
+    opening = Response(jobId=job_id, ok=True).SerializeToString()
     try:
         if len(names) == len(samples.columns):
             parts: Iterable[bytes] = samples.parts()
         else:  # a subset of the columns: repack those records, once all are there
             parts = [np.ascontiguousarray(repack_fields(samples.records()[names])).tobytes()] if names else []
         for part in parts:
+            view = memoryview(part)
             for offset in range(0, len(part), CHUNK_BYTES):
-                chunk = part if len(part) <= CHUNK_BYTES else part[offset : offset + CHUNK_BYTES]
-                yield job_results_pb2.SimulatorSamplesResponse(
-                    jobId=job_id, ok=True, data=job_results_pb2.SimulatorSamplesResponse.Data(data=chunk))
+                yield _data_message(opening, view[offset : offset + CHUNK_BYTES])
     except SamplesFailed as exc:
         log.error("simulation %s: its samples could not be rendered: %s", job_id, exc)
-        yield job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=False)
+        yield Response(jobId=job_id, ok=False).SerializeToString()
+
+
+# Serialized messages are concatenations of their fields, so a data message is the message's other fields followed by
+# its `data` field: a tag and a length (https://protobuf.dev/programming-guides/encoding/, "Length-Delimited Records")
+# in front of the chunk. Built so, a 1 MiB chunk is copied once; a message object would copy it in and out again.
+_DATA_FIELD = job_results_pb2.SimulatorSamplesResponse.DESCRIPTOR.fields_by_name["data"].number
+_DATA_BYTES_FIELD = job_results_pb2.SimulatorSamplesResponse.Data.DESCRIPTOR.fields_by_name["data"].number
+
+
+def _data_message(opening: bytes, chunk: memoryview) -> bytes:
+    """`SimulatorSamplesResponse{<opening's fields>, data: Data{data: chunk}}`, serialized."""
+    inner = _length_delimited(_DATA_BYTES_FIELD, len(chunk))
+    return opening + _length_delimited(_DATA_FIELD, len(inner) + len(chunk)) + inner + chunk
+
+
+def _length_delimited(field_number: int, length: int) -> bytes:
+    """The tag (wire type 2) and the varint length that open a length-delimited field."""
+    out = bytearray()
+    for value in (field_number << 3 | 2, length):
+        while value > 0x7F:
+            out.append(value & 0x7F | 0x80)
+            value >>= 7
+        out.append(value)
+    return bytes(out)
+
+
+def samples_rpc_handler(simulation: "SimulationHandler") -> grpc.GenericRpcHandler:
+    """`Frontend.PullSimulatorSamples`, served with its messages already serialized (`stream_samples`). Registered
+    before the client's generated Frontend handlers, whose serializer would want message objects, so it takes
+    precedence for this one method."""
+    return grpc.method_handlers_generic_handler("qm.grpc.frontend.Frontend", {
+        "PullSimulatorSamples": grpc.unary_stream_rpc_method_handler(
+            simulation.pull_samples,
+            request_deserializer=job_results_pb2.PullSimulatorSamplesRequest.FromString,
+            response_serializer=bytes,
+        )
+    })
 
 
 class SimulationHandler:
@@ -181,16 +219,16 @@ class SimulationHandler:
 
     def pull_samples(
         self, request: job_results_pb2.PullSimulatorSamplesRequest, context: object = None
-    ) -> Iterator[job_results_pb2.SimulatorSamplesResponse]:
-        """The samples of a finished simulation; one ok=false message (the client then asks to wait for the job)
-        when the id names no simulation with samples."""
+    ) -> Iterator[bytes]:
+        """The samples of a finished simulation, as serialized messages; one ok=false message (the client then asks
+        to wait for the job) when the id names no simulation with samples."""
         try:
             job = self._qop.job(request.jobId)
         except JobNotFound:
             job = None
         outcome = job.outcome if job is not None and job.is_simulation else None
         if outcome is None or outcome.samples is None:
-            yield job_results_pb2.SimulatorSamplesResponse(jobId=request.jobId, ok=False)
+            yield job_results_pb2.SimulatorSamplesResponse(jobId=request.jobId, ok=False).SerializeToString()
             return
         yield from stream_samples(outcome.samples, request.includeAnalog, request.includeDigital, job.id)
 
