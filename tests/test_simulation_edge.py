@@ -155,7 +155,7 @@ def test_samples_stream_part_by_part_as_the_worker_hands_them_over(config):
     """A pull streams each part as soon as it arrives (the worker renders the next one meanwhile), and samples that
     fail midway end the stream with ok=false, which the client turns into QMSimulationError."""
     whole = render([PlayEvent("flux", "const", "const", 5, 40, None, 0.0, 0.0)], config, 1000).packed()
-    data = b"".join(whole.parts())
+    data = whole.records().tobytes()
     arriving = PackedSamples(whole.columns, whole.rows)
     stream = decoded(stream_samples(arriving, True, True))
     assert next(stream).WhichOneof("body") == "header"
@@ -165,8 +165,10 @@ def test_samples_stream_part_by_part_as_the_worker_hands_them_over(config):
     received.append(next(stream).data.data)  # blocks until the part arrives
     feeder.join()
     assert received == [data[:1000]]
-    arriving.add(data[1000:])
+    arriving.add(data[1000:5000])
+    arriving.add(memoryview(data)[5000:])
     assert b"".join([received[0], *(m.data.data for m in stream)]) == data
+    assert arriving.records().tobytes() == data
 
     failing = PackedSamples(whole.columns, whole.rows)
     failing.add(data[:1000])

@@ -136,16 +136,15 @@ def stream_samples(
     dtypes = [[name, samples.dtype.fields[name][0].str] for name in names]
     header = Response.Header(simpleDType=json.dumps(dtypes), countOfItems=samples.rows if names else 0)
     yield Response(jobId=job_id, ok=True, header=header).SerializeToString()
-    opening = Response(jobId=job_id, ok=True).SerializeToString()
+    opening = job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=True).SerializeToString()
     try:
         if len(names) == len(samples.columns):
-            parts: Iterable[bytes] = samples.parts()
+            parts: Iterable[memoryview] = samples.parts()
         else:  # a subset of the columns: repack those records, once all are there
-            parts = [np.ascontiguousarray(repack_fields(samples.records()[names])).tobytes()] if names else []
+            parts = [memoryview(repack_fields(samples.records()[names]).tobytes())] if names else []
         for part in parts:
-            view = memoryview(part)
             for offset in range(0, len(part), CHUNK_BYTES):
-                yield _data_message(opening, view[offset : offset + CHUNK_BYTES])
+                yield _data_message(opening, part[offset : offset + CHUNK_BYTES])
     except SamplesFailed as exc:
         log.error("simulation %s: its samples could not be rendered: %s", job_id, exc)
         yield Response(jobId=job_id, ok=False).SerializeToString()

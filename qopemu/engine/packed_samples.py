@@ -38,7 +38,7 @@ class PackedSamples:
         self.rows = rows
         self.dtype = records_dtype(columns)
         self.nbytes = rows * self.dtype.itemsize
-        self._parts: list[bytes] = []
+        self._parts: list[memoryview] = []
         self._received = 0
         self._error: str | None = None
         self._changed = threading.Condition()
@@ -49,12 +49,16 @@ class PackedSamples:
         samples.add(data)
         return samples
 
-    def add(self, part: bytes) -> None:
+    def add(self, part) -> None:
+        """The next part: any bytes-like object that never changes afterwards (a view of the shared block the
+        worker gave away, a bytes object). It is kept as it is, not copied."""
+        view = memoryview(part).cast("B")
         with self._changed:
-            if self._received + len(part) > self.nbytes:
-                raise ValueError(f"{self._received + len(part)} bytes of samples, more than the {self.nbytes} announced")
-            self._parts.append(part)
-            self._received += len(part)
+            if self._received + len(view) > self.nbytes:
+                raise ValueError(f"{self._received + len(view)} bytes of samples, more than the {self.nbytes} "
+                                 "announced")
+            self._parts.append(view)
+            self._received += len(view)
             self._changed.notify_all()
 
     def fail(self, message: str) -> None:
@@ -69,7 +73,7 @@ class PackedSamples:
         with self._changed:
             return self._received == self.nbytes
 
-    def parts(self) -> Iterator[bytes]:
+    def parts(self) -> Iterator[memoryview]:
         """Every part in order, each as soon as it has arrived."""
         index = 0
         while True:

@@ -2,14 +2,15 @@
 
 A simulation's output samples are megabytes. Pickled or sent as raw bytes over the worker's socket, they cost two
 kernel copies and, in `multiprocessing.connection`, a chunked read into a growing buffer plus a final copy: about
-1.3 ms per MB on the server, which also holds the GIL the gRPC threads need. Instead the worker writes the block
+1.3 ms per MB on the server, which also holds the GIL the gRPC threads need. Instead the worker writes the samples
 into an anonymous shared file (`memfd_create` on Linux, an unlinked temporary file elsewhere) and passes its
 descriptor over the same Unix socket (SCM_RIGHTS), right after the message that announces the block, so the order
-of messages is kept.
+of messages is kept. The server maps the block and keeps it as the samples: nothing is copied, and the memory goes
+back to the system when the samples are dropped.
 
-Fresh shared memory is slow to touch (each new page is allocated and zeroed on first write: about 0.6 ms per MB),
-so a worker keeps its block for the next simulation, and the server copies the samples out of it, part by part as
-the worker says they are ready, before the job ends. A block larger than `KEEP_BYTES` is used once, then freed.
+New memory costs a page fault per 4 KiB page on first touch (about 0.6 ms per MB here), so each side takes its
+faults where they cost least: the worker prepares the block for its next simulation once it has handed this one
+over (while the client decodes), and the server maps a block with all its pages at once (MAP_POPULATE).
 """
 
 from __future__ import annotations
@@ -21,91 +22,69 @@ import tempfile
 
 import numpy as np
 
-# The largest block a worker keeps between simulations (and the server keeps mapped per worker).
-KEEP_BYTES = 64 << 20
+# The largest block a worker prepares ahead for its next simulation.
+SPARE_BYTES = 64 << 20
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map every page in one call instead of one fault per page
 
 
-class _SharedFile:
-    """A shared file of `nbytes` mapped read-write in this process."""
-
-    def __init__(self, nbytes: int):
-        self.nbytes = nbytes
-        if hasattr(os, "memfd_create"):
-            self.fd = os.memfd_create("qopemu-samples", os.MFD_CLOEXEC)
-        else:
-            with tempfile.TemporaryFile() as handle:
-                self.fd = os.dup(handle.fileno())
-        os.ftruncate(self.fd, max(1, nbytes))  # mmap refuses an empty length
-        self.map = mmap.mmap(self.fd, max(1, nbytes))
-
-    def close(self) -> None:
-        """Close the descriptor and drop the mapping (unmapped as soon as no array views it)."""
-        os.close(self.fd)
-        self.map = None
+def _shared_file(nbytes: int) -> int:
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("qopemu-samples", os.MFD_CLOEXEC)
+    else:
+        with tempfile.TemporaryFile() as handle:
+            fd = os.dup(handle.fileno())
+    os.ftruncate(fd, max(1, nbytes))  # mmap refuses an empty length
+    return fd
 
 
 class BlockWriter:
-    """The worker's side: a writable block for each simulation's samples, the same one while it is big enough."""
+    """The worker's side: a fresh writable block for each simulation's samples, given away to the server."""
 
     def __init__(self) -> None:
-        self._kept: _SharedFile | None = None
-        self._current: _SharedFile | None = None
-        self._is_new = False
+        self._spare: tuple[int, mmap.mmap] | None = None
+        self._fd: int | None = None
 
     def allocate(self, nbytes: int) -> np.ndarray:
-        """A writable flat uint8 array of `nbytes`, to fill before `send`."""
-        if self._kept is not None and nbytes <= self._kept.nbytes:
-            self._current, self._is_new = self._kept, False
+        """A writable flat uint8 array of `nbytes`: the block to announce, then `send`, then fill."""
+        if self._spare is not None and len(self._spare[1]) == max(1, nbytes):
+            self._fd, mapping = self._spare
+            self._spare = None
         else:
-            if self._kept is not None and nbytes <= KEEP_BYTES:
-                self._kept.close()  # outgrown: the server drops its mapping when it receives the new one
-                self._kept = None
-            self._current, self._is_new = _SharedFile(nbytes), True
-            if nbytes <= KEEP_BYTES:
-                self._kept = self._current
-        return np.frombuffer(self._current.map, dtype=np.uint8, count=nbytes)
-
-    def announce(self) -> tuple[bool, bool]:
-        """What the message announcing the block says: (a new descriptor follows, the block is kept for reuse)."""
-        return self._is_new, self._current is self._kept
+            self._discard_spare()
+            self._fd = _shared_file(nbytes)
+            mapping = mmap.mmap(self._fd, max(1, nbytes))
+        return np.frombuffer(mapping, dtype=np.uint8, count=nbytes)  # the array keeps the mapping alive
 
     def send(self, sock_fd: int) -> None:
-        """Pass the descriptor when the block is new; a block used once is closed here once it is sent."""
-        if self._is_new:
-            with socket.fromfd(sock_fd, socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                socket.send_fds(sock, [b"F"], [self._current.fd])
-        if self._current is not self._kept:
-            self._current.close()
-        self._current = None
+        """Pass the block's descriptor to the server and close it here; the worker's mapping stays while the job
+        fills it."""
+        with socket.fromfd(sock_fd, socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            socket.send_fds(sock, [b"F"], [self._fd])
+        os.close(self._fd)
+        self._fd = None
+
+    def prepare_spare(self, nbytes: int) -> None:
+        """Have a block of `nbytes` ready, its pages already allocated, for a next simulation of the same size."""
+        self._discard_spare()
+        if nbytes <= SPARE_BYTES:
+            fd = _shared_file(nbytes)
+            self._spare = fd, mmap.mmap(fd, max(1, nbytes), flags=mmap.MAP_SHARED | _POPULATE)
+
+    def _discard_spare(self) -> None:
+        if self._spare is not None:
+            os.close(self._spare[0])
+            self._spare[1].close()
+            self._spare = None
 
 
-class BlockReader:
-    """The server's side, one per worker: the worker's kept block stays mapped between simulations."""
-
-    def __init__(self) -> None:
-        self._kept: mmap.mmap | None = None
-
-    def open(self, sock_fd: int, nbytes: int, is_new: bool, is_kept: bool) -> memoryview:
-        """The block the worker announced, read-only: its descriptor is taken from the socket when it is new. The
-        worker fills it afterwards, and says how far; a kept block is reused by the worker's next simulation, so
-        what it holds must be copied out before that job's end."""
-        if is_new:
-            fd = _receive_descriptor(sock_fd)
-            try:
-                mapping = mmap.mmap(fd, max(1, nbytes), prot=mmap.PROT_READ)
-            finally:
-                os.close(fd)
-            if not is_kept:
-                return memoryview(mapping)  # used once: the mapping goes when the view does
-            self._kept = mapping
-        if self._kept is None:
-            raise EOFError("the worker reused a block it never handed over")
-        return memoryview(self._kept)
-
-
-def _receive_descriptor(sock_fd: int) -> int:
+def receive_block(sock_fd: int, nbytes: int) -> memoryview:
+    """The block whose descriptor the worker just passed, mapped read-only; the view keeps the mapping alive."""
     with socket.fromfd(sock_fd, socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         _, fds, _, _ = socket.recv_fds(sock, 1, 1)
     if not fds:
         raise EOFError("the worker closed its connection before handing over the samples")
-    return fds[0]
+    try:
+        mapping = mmap.mmap(fds[0], max(1, nbytes), flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
+    finally:
+        os.close(fds[0])
+    return memoryview(mapping)[:nbytes]

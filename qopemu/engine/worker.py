@@ -10,9 +10,8 @@ Messages, worker -> server (one socket per worker):
     ("values", tag, kind, values, timestamps)   batched saves
     ("adc", tag, input_number, traces, timestamps)
     ("started",)  ("paused",)  ("io", number, value)
-    ("simulated", duration_ns, statements, columns, rows, new block, kept block, waveform report): a simulation's
-        program has run; its packed samples will fill a shared block (engine/shared_buffer.py), whose descriptor
-        follows when the block is new
+    ("simulated", duration_ns, statements, columns, rows, waveform report): a simulation's program has run; its
+        packed samples will fill a shared block (engine/shared_buffer.py), whose descriptor follows
     ("samples", nbytes)  the shared block holds this many bytes of samples
     ("done", duration_ns, statements)  ("error", message)
 Messages, server -> worker:
@@ -101,7 +100,6 @@ class _Worker:
         child.close()
         self.conn = Connection(parent.detach())
         self.send_lock = threading.Lock()
-        self.blocks = shared_buffer.BlockReader()  # the worker's simulation samples arrive through shared memory
 
     @property
     def alive(self) -> bool:
@@ -169,14 +167,14 @@ class Execution:
                     self._sink.on_io(message[1], message[2])
                 elif kind == "simulated":
                     # The program has run, so the job's outcome is known; its samples follow, window after window.
-                    duration_ns, statements, columns, rows, is_new, is_kept, report = message[1:]
+                    duration_ns, statements, columns, rows, report = message[1:]
                     samples = PackedSamples(columns, rows)
-                    simulated = samples, self._worker.blocks.open(conn.fileno(), samples.nbytes, is_new, is_kept)
+                    simulated = samples, shared_buffer.receive_block(conn.fileno(), samples.nbytes)
                     self._deliver(Outcome("completed", duration_ns=duration_ns, statements=statements,
                                           samples=samples, waveform_report=report))
                 elif kind == "samples":  # the block is filled up to this byte
                     samples, block = simulated
-                    samples.add(bytes(block[copied:message[1]]))  # the worker reuses its block: copy out
+                    samples.add(block[copied:message[1]])  # the block is the server's: kept as it is
                     copied = message[1]
                 elif kind == "done":
                     outcome = Outcome("completed", duration_ns=message[1], statements=message[2])
@@ -322,7 +320,7 @@ class _WorkerHost:
 
     def __init__(self, conn, io_values: dict, realtime: bool, blocks: shared_buffer.BlockWriter):
         self._conn = conn
-        self.blocks = blocks  # the worker's shared block for simulation samples, reused from job to job
+        self.blocks = blocks  # shared blocks for simulation samples, one prepared ahead from job to job
         # What the server says while the program runs (resume, input stream data, IO values, element corrections)
         # arrives on the worker's main thread, which hands it over here.
         self._control = threading.Condition()
@@ -464,14 +462,14 @@ def _hand_over_samples(request: JobRequest, host: _WorkerHost, summary: runtime.
               if request.waveform_report else None)
     dtype = records_dtype(rendering.columns)
     block = host.blocks.allocate(rendering.rows * dtype.itemsize)
-    host.post(("simulated", summary.duration_ns, summary.statements, rendering.columns, rendering.rows,
-               *host.blocks.announce(), report), then=host.blocks.send)
-    if not dtype.itemsize:
-        return
-    records = np.frombuffer(block, dtype=dtype, count=rendering.rows)
-    for start, end, samples in rendering.windows(max(1, _WINDOW_BYTES // dtype.itemsize)):
-        samples.pack_into(records[start:end])
-        host.post(("samples", end * dtype.itemsize))
+    host.post(("simulated", summary.duration_ns, summary.statements, rendering.columns, rendering.rows, report),
+              then=host.blocks.send)
+    if dtype.itemsize:
+        records = np.frombuffer(block, dtype=dtype, count=rendering.rows)
+        for start, end, samples in rendering.windows(max(1, _WINDOW_BYTES // dtype.itemsize)):
+            samples.pack_into(records[start:end])
+            host.post(("samples", end * dtype.itemsize))
+    host.blocks.prepare_spare(block.size)  # while the client decodes these samples
 
 
 def _exit_with_parent() -> None:
