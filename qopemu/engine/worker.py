@@ -42,6 +42,7 @@ _FLUSH_INTERVAL_S = 0.02
 _FLUSH_ITEMS = 1 << 16
 # A simulation's samples are handed over in windows of about this many bytes (the size of one gRPC message).
 _WINDOW_BYTES = 1 << 20
+_SWITCH_INTERVAL_S = 0.001
 _DTYPES = {"int": np.int64, "fixed": np.float64, "bool": np.bool_}
 # glibc malloc settings for workers. By default glibc maps each array of more than a few MB afresh and unmaps it
 # when freed, so every simulation pays page faults again on its sample buffers (half of a 400 us render of 4 ports).
@@ -169,9 +170,9 @@ class Execution:
                     # The program has run, so the job's outcome is known; its samples follow, window after window.
                     duration_ns, statements, columns, rows, report = message[1:]
                     samples = PackedSamples(columns, rows)
-                    simulated = samples, shared_buffer.receive_block(conn.fileno(), samples.nbytes)
                     self._deliver(Outcome("completed", duration_ns=duration_ns, statements=statements,
-                                          samples=samples, waveform_report=report))
+                                          samples=samples, waveform_report=report))  # the reply goes out now
+                    simulated = samples, shared_buffer.receive_block(conn.fileno(), samples.nbytes)
                 elif kind == "samples":  # the block is filled up to this byte
                     samples, block = simulated
                     samples.add(block[copied:message[1]])  # the block is the server's: kept as it is
@@ -496,6 +497,9 @@ def _worker_main(conn) -> None:
     The main thread only listens: a job runs on its own thread, so that what the server says while the program
     runs (resume, input streams, IO values, element corrections) is taken at once, whatever the program does."""
     threading.Thread(target=_exit_with_parent, daemon=True).start()
+    # The job thread computes without pause; the threads that listen and send must not wait Python's default 5 ms
+    # for their turn, or a control message, or a window of samples the client waits for, sits that long.
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)
     host: _WorkerHost | None = None
     blocks = shared_buffer.BlockWriter()
     while True:
