@@ -313,11 +313,13 @@ class Synthesizer:
         window_end = window_start + window_length
         batches: dict[tuple, list[PlayEvent]] = {}
         for event in timeline:
-            if event.start >= window_end or event.start + event.length <= window_start or event.length <= 0:
+            end = event.start + event.length
+            if event.start >= window_end or end <= window_start or event.length <= 0:
                 continue
-            if (event.chirp_rates or event.ramp_slope is not None or event.start < window_start
-                    or event.start + event.length > window_end):
+            if event.chirp_rates or event.ramp_slope is not None:
                 self._render_single_event(element, event, buffers, window_start, window_length)
+            elif event.start < window_start or end > window_end:
+                self._render_cut(element, event, buffers, window_start, window_end)
             else:
                 key = (event.pulse, event.length, event.amp, event.frequency, event.correction)
                 batches.setdefault(key, []).append(event)
@@ -343,7 +345,7 @@ class Synthesizer:
             tile_start = int(starts[0])
             index = None if tiled else (starts[:, None] + offsets[None, :]).ravel()
             # A fancy-index += drops repeated indices; an element's own pulses never overlap, but be exact if they do.
-            overlapping = len(part) > 1 and bool(np.any(np.diff(np.sort(starts)) < n))
+            overlapping = not tiled and len(part) > 1 and bool(np.any(np.diff(np.sort(starts)) < n))
             # Pulses back to back that all start at the same phase (a frequency commensurate with the pulse length,
             # as in continuous playing) repeat one row of samples: add it to every pulse's slice at once.
             same_phase = tiled and np.ptp(cos) < _SAME_PHASE and np.ptp(sin) < _SAME_PHASE
@@ -366,6 +368,20 @@ class Synthesizer:
                     buffers[port][tile_start:tile_start + values.size] += values
                 else:
                     buffers[port][index] += values
+
+    def _render_cut(
+        self, element: Element, event: PlayEvent, buffers: dict[PortRef, np.ndarray], window_start: int,
+        window_end: int,
+    ) -> None:
+        """The part inside the window of a pulse that a window edge cuts, from the slice of its shape."""
+        shape = self._modulated_shape(element, event)
+        k0, k1 = max(0, window_start - event.start), min(event.length, window_end - event.start)
+        phase = TWO_PI * (event.phase % 1.0)
+        rotation = np.array([np.cos(phase), np.sin(phase)], dtype=SAMPLE_DTYPE)
+        at = event.start + k0 - window_start
+        for port, parts in zip(shape.ports, shape.parts):
+            if port in buffers:
+                buffers[port][at : at + k1 - k0] += rotation @ parts[:, k0:k1]
 
     def _modulated_shape(self, element: Element, event: PlayEvent) -> _Modulated:
         key = (element.name, event.pulse, event.length, event.amp, event.frequency, event.correction)
