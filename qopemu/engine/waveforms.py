@@ -136,9 +136,9 @@ class WindowedRender:
         sticky = {name for name, element in config.elements.items()
                   if element.sticky is not None and (element.sticky.analog or element.sticky.digital)}
         self._index = EventIndex(set(config.elements), sticky, reach)
-        events = list(events)
-        self._offsets = [event for event in events if isinstance(event, DcOffsetEvent)]
-        self._index.extend([event for event in events if isinstance(event, (PlayEvent, RampToZeroEvent))])
+        # The events are indexed when the first window renders, so that the layout (columns, rows) is known at once.
+        self._events: list[object] | None = list(events)
+        self._offsets: list[DcOffsetEvent] = []
 
     @property
     def rows(self) -> int:
@@ -146,6 +146,10 @@ class WindowedRender:
 
     def windows(self, samples_per_window: int) -> Iterator[tuple[int, int, OutputSamples]]:
         """(start, end, samples) of consecutive windows of at most `samples_per_window` ns that cover the run."""
+        if self._events is not None:
+            self._offsets = [event for event in self._events if isinstance(event, DcOffsetEvent)]
+            self._index.extend([e for e in self._events if isinstance(e, (PlayEvent, RampToZeroEvent))])
+            self._events = None
         step = self.duration_ns if self._one_window else max(1, samples_per_window)
         for start in range(0, self.duration_ns, step):
             length = min(step, self.duration_ns - start)
