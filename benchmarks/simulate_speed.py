@@ -1,18 +1,25 @@
 """Simulation speed end to end: 100 000 clock cycles of 4 IF-modulated elements playing continuously.
 
-    python benchmarks/simulate_speed.py [--cycles 100000] [--runs 5]
+    python benchmarks/simulate_speed.py [--cycles 100000] [--runs 5] [--embedded]
 
 Prints on its last line the output samples generated per second (analog + digital samples of every declared port,
 from `qmm.simulate` to `get_simulated_samples()` returned), the median of --runs simulations after one warm-up
 simulation of the same size. The warm-up's own figure is printed too: the first big simulation in a fresh client
 process is slower, as the client's decoding touches fresh memory. Target (issue "Simulation"): >= 50 M samples/s.
+
+The server runs as its own process (`qopemu serve`), as the platform does for its users; `--embedded` runs it inside
+the benchmark's process instead (`qopemu.Server()`, as the tests do), where client and server share one GIL.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
@@ -39,22 +46,44 @@ def setup(cycles: int):
     return config, prog
 
 
+@contextlib.contextmanager
+def server_address(embedded: bool):
+    """(host, port) of a fresh qopemu server: its own process, or one inside this process."""
+    if embedded:
+        import qopemu
+
+        with qopemu.Server() as server:
+            yield server.host, server.port
+        return
+    process = subprocess.Popen([sys.executable, "-m", "qopemu.cli", "serve", "--port", "0"],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stderr:  # the server logs its address once it listens
+            if match := re.search(r"listening on ([\d.]+):(\d+)", line):
+                break
+        else:
+            raise RuntimeError("qopemu serve stopped before listening")
+        yield match.group(1), int(match.group(2))
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--embedded", action="store_true", help="run the server inside this process")
     args = parser.parse_args()
 
     import logging
 
     from qm import QuantumMachinesManager, SimulationConfig
 
-    import qopemu
-
     logging.getLogger("qm").setLevel(logging.ERROR)
     config, prog = setup(args.cycles)
-    with qopemu.Server() as server:
-        qmm = QuantumMachinesManager(server.host, server.port)
+    with server_address(args.embedded) as (host, port):
+        qmm = QuantumMachinesManager(host, port)
         qmm.simulate(config, prog, SimulationConfig(duration=1000))  # start the worker, import the client's parts
         rates = []
         for run in range(args.runs + 1):
@@ -67,12 +96,12 @@ def main() -> None:
             total = sum(v.size for v in analog.values()) + sum(v.size for v in samples.con1.digital.values())
             assert all(v.size == 4 * args.cycles for v in analog.values())
             print(f"{'warm-up' if run == 0 else f'run {run}'}: {total:,} samples in {wall * 1e3:.1f} ms "
-                  f"({total / wall / 1e6:.1f} M/s); qmm.simulate (run, render, hand to the server) "
-                  f"{(simulated - start) * 1e3:.1f} ms, get_simulated_samples (stream, client decode) "
-                  f"{(wall - (simulated - start)) * 1e3:.1f} ms")
+                  f"({total / wall / 1e6:.1f} M/s); qmm.simulate (run, reply) {(simulated - start) * 1e3:.1f} ms, "
+                  f"get_simulated_samples (render, stream, client decode) {(wall - (simulated - start)) * 1e3:.1f} ms")
             if run:
                 rates.append(total / wall)
-        print(f"{args.cycles} cycles on {len(analog)} analog ports, median of {args.runs} runs")
+        print(f"{args.cycles} cycles on {len(analog)} analog ports, server {'embedded' if args.embedded else 'in its own process'}, "
+              f"median of {args.runs} runs")
         print(f"samples/s: {statistics.median(rates):,.0f}")
 
 

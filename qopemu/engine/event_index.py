@@ -47,14 +47,22 @@ class EventIndex:
     def near(self, start: int, length: int) -> list[object]:
         """The recorded events that can reach the output window: those overlapping it (widened by the reach), and
         the whole history of the elements that need it."""
-        lo, hi = start - self._reach, start + length
         events: list[object] = []
+        for timeline in self.near_by_element(start, length).values():
+            events.extend(timeline)
+        return events
+
+    def near_by_element(self, start: int, length: int) -> dict[str, list[PlayEvent | RampToZeroEvent]]:
+        """`near`, per element, each in start order: slices of the timelines, with no work per event."""
+        lo, hi = start - self._reach, start + length
+        out = {}
         for name, timeline in self._timelines.items():
             starts = self._starts[name]
             last = bisect.bisect_left(starts, hi)
             first = 0 if name in self._whole else bisect.bisect_left(starts, lo - self._longest[name])
-            events.extend(timeline[first:last])
-        return events
+            if last > first:
+                out[name] = timeline[first:last]
+        return out
 
 
 def _start(event: PlayEvent | RampToZeroEvent) -> int:

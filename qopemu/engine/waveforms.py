@@ -135,7 +135,8 @@ class WindowedRender:
         self._ahead = max((d.buffer for d in markers), default=0)
         sticky = {name for name, element in config.elements.items()
                   if element.sticky is not None and (element.sticky.analog or element.sticky.digital)}
-        self._index = EventIndex(set(config.elements), sticky, reach)
+        self._plays = EventIndex(set(config.elements), sticky, reach)
+        self._ramps = EventIndex(set(config.elements), sticky, reach)
         # The events are indexed when the first window renders, so that the layout (columns, rows) is known at once.
         self._events: list[object] | None = list(events)
         self._offsets: list[DcOffsetEvent] = []
@@ -148,13 +149,15 @@ class WindowedRender:
         """(start, end, samples) of consecutive windows of at most `samples_per_window` ns that cover the run."""
         if self._events is not None:
             self._offsets = [event for event in self._events if isinstance(event, DcOffsetEvent)]
-            self._index.extend([e for e in self._events if isinstance(e, (PlayEvent, RampToZeroEvent))])
+            self._plays.extend([event for event in self._events if isinstance(event, PlayEvent)])
+            self._ramps.extend([event for event in self._events if isinstance(event, RampToZeroEvent)])
             self._events = None
         step = self.duration_ns if self._one_window else max(1, samples_per_window)
         for start in range(0, self.duration_ns, step):
             length = min(step, self.duration_ns - start)
-            events = self._offsets + self._index.near(start, length + self._ahead)
-            yield start, start + length, self._synth.render(events, start, length)
+            plays = self._plays.near_by_element(start, length + self._ahead)
+            ramps = self._ramps.near_by_element(start, length + self._ahead)
+            yield start, start + length, self._synth.render_grouped(plays, ramps, self._offsets, start, length)
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,24 @@ class Synthesizer:
         for group in (plays, ramps):
             for timeline in group.values():
                 timeline.sort(key=lambda e: e.start)
+        return self.render_grouped(plays, ramps, offsets, start_ns, length_ns, include_analog=include_analog,
+                                   include_digital=include_digital, analog_ports=analog_ports,
+                                   digital_ports=digital_ports)
+
+    def render_grouped(
+        self,
+        plays: dict[str, list[PlayEvent]],
+        ramps: dict[str, list[RampToZeroEvent]],
+        offsets: list[DcOffsetEvent],
+        start_ns: int,
+        length_ns: int,
+        *,
+        include_analog: bool = True,
+        include_digital: bool = True,
+        analog_ports: Sequence[PortRef] | None = None,
+        digital_ports: Sequence[PortRef] | None = None,
+    ) -> OutputSamples:
+        """`render` of events already grouped per element, each group in start order."""
         analog: dict[PortKey, np.ndarray] = {}
         digital: dict[PortKey, np.ndarray] = {}
         if include_analog:
@@ -316,17 +337,22 @@ class Synthesizer:
         window's edges one by one."""
         window_end = window_start + window_length
         batches: dict[tuple, list[PlayEvent]] = {}
-        for event in timeline:
-            end = event.start + event.length
-            if event.start >= window_end or end <= window_start or event.length <= 0:
+        for event in timeline:  # the hot loop of rendering: one pass, no allocation for most events
+            start = event.start
+            end = start + event.length
+            if start >= window_end or end <= window_start or end <= start:
                 continue
             if event.chirp_rates or event.ramp_slope is not None:
                 self._render_single_event(element, event, buffers, window_start, window_length)
-            elif event.start < window_start or end > window_end:
+            elif start < window_start or end > window_end:
                 self._render_cut(element, event, buffers, window_start, window_end)
             else:
                 key = (event.pulse, event.length, event.amp, event.frequency, event.correction)
-                batches.setdefault(key, []).append(event)
+                batch = batches.get(key)
+                if batch is None:
+                    batches[key] = [event]
+                else:
+                    batch.append(event)
         for batch in batches.values():
             self._render_batch(element, batch, buffers, window_start)
 
@@ -341,8 +367,8 @@ class Synthesizer:
         offsets = np.arange(n)
         for i in range(0, len(batch), per_batch):
             part = batch[i : i + per_batch]
-            starts = np.fromiter((e.start for e in part), dtype=np.int64, count=len(part)) - window_start
-            phases = TWO_PI * np.fromiter((e.phase % 1.0 for e in part), dtype=float, count=len(part))
+            starts = np.array([e.start for e in part], dtype=np.int64) - window_start
+            phases = TWO_PI * (np.array([e.phase for e in part]) % 1.0)
             cos, sin = np.cos(phases), np.sin(phases)
             # Back-to-back pulses (an element playing continuously) fill one slice: add to it without an index.
             tiled = bool(np.all(np.diff(starts) == n))
