@@ -1,6 +1,6 @@
 """Simulation speed end to end: 100 000 clock cycles of 4 IF-modulated elements playing continuously.
 
-    python benchmarks/simulate_speed.py [--cycles 100000] [--runs 5] [--embedded]
+    python benchmarks/simulate_speed.py [--cycles 100000] [--runs 9] [--embedded]
 
 Prints on its last line the output samples generated per second (analog + digital samples of every declared port,
 from `qmm.simulate` to `get_simulated_samples()` returned), the median of --runs simulations after one warm-up
@@ -72,7 +72,7 @@ def server_address(embedded: bool):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--embedded", action="store_true", help="run the server inside this process")
     args = parser.parse_args()
 

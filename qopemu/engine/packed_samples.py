@@ -2,8 +2,8 @@
 after part while the worker renders them.
 
 A simulation's reply goes out as soon as its program has run; the worker then renders the outputs window after
-window, and `PullSimulatorSamples` streams each part as it arrives. Rendering thus overlaps sending (docs/simulation.md,
-"Speed"). Readers of a part never wait for more than that part; a reader that wants the whole block waits for all.
+window, and `PullSimulatorSamples` streams each part as it arrives, so rendering overlaps sending (docs/simulation.md,
+"How samples travel"). A reader of a part waits for that part only; a reader of the whole block waits for all.
 """
 
 from __future__ import annotations
@@ -67,11 +67,6 @@ class PackedSamples:
             if self._received < self.nbytes:
                 self._error = message
                 self._changed.notify_all()
-
-    @property
-    def is_complete(self) -> bool:
-        with self._changed:
-            return self._received == self.nbytes
 
     def parts(self) -> Iterator[memoryview]:
         """Every part in order, each as soon as it has arrived."""
