@@ -194,3 +194,36 @@ def test_raw_adc_trace_of_a_looped_back_readout(qmm):
     # 0.2 V into the 12-bit ADC of the OPX+ reads -0.2 * 4096 counts; the time of flight equals the latency,
     # so the whole window sees the pulse
     assert np.all(trace == round(-0.2 * 4096))
+
+
+def test_users_simulating_at_once_each_get_their_own_samples_window_by_window(connect):
+    """Four users simulate long programs at once (each stream spans several windows the worker renders while the
+    server sends), and each pulls the samples twice, from two threads at once; every pull must hold exactly that
+    user's pulses."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qm.qua import infinite_loop_
+
+    cycles = 60_000  # 240 000 rows of 4 analog ports: four windows
+
+    def simulate_and_pull(user_index: int) -> list[np.ndarray]:
+        config = copy.deepcopy(CONFIG)
+        config["waveforms"]["const_wf"]["sample"] = 0.05 * (user_index + 1)
+        with program() as prog:
+            with infinite_loop_():
+                play("const", "a")
+                play("const", "osc")
+        job = connect(f"user{user_index}").simulate(config, prog, SimulationConfig(duration=cycles))
+        with ThreadPoolExecutor(2) as pulls:
+            both = list(pulls.map(lambda _: job.get_simulated_samples(), range(2)))
+        return [samples.con1.analog[port] for samples in both for port in ("1", "3")]
+
+    with ThreadPoolExecutor(4) as users:
+        results = list(users.map(simulate_and_pull, range(4)))
+    for user_index, (a1, osc1, a2, osc2) in enumerate(results):
+        level = 0.05 * (user_index + 1)
+        assert a1.size == 4 * cycles and np.allclose(a1, level, atol=1e-6)  # "a" plays back to back throughout
+        assert np.array_equal(a1, a2) and np.array_equal(osc1, osc2)
+        assert np.isclose(np.abs(osc1).max(), level, atol=1e-6)
+        t = np.arange(osc1.size)
+        assert np.allclose(osc1, level * np.cos(2 * np.pi * 25e6 * 1e-9 * t), atol=1e-5)
