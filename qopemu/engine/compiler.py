@@ -16,6 +16,7 @@ Protobuf stays in this module.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -77,9 +78,15 @@ class CompiledProgram:
     def code(self, with_events: bool):
         """The compiled code object of one variant (built on first use in this process)."""
         if with_events not in self._code:
-            text = self.source_with_events if with_events else self.source
-            self._code[with_events] = compile(text, "<qua program>", "exec")
+            self._code[with_events] = _python_code(self.source_with_events if with_events else self.source)
         return self._code[with_events]
+
+
+@functools.lru_cache(maxsize=64)
+def _python_code(text: str):
+    """Generated source compiled to a code object. A worker receives the program anew (pickled) with every job, and
+    users run the same program again and again: the source is the key, so each is compiled once per process."""
+    return compile(text, "<qua program>", "exec")
 
 
 def compile_program(program_pb, config: QmConfig) -> CompiledProgram:
