@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -227,3 +228,42 @@ def test_users_simulating_at_once_each_get_their_own_samples_window_by_window(co
         assert np.isclose(np.abs(osc1).max(), level, atol=1e-6)
         t = np.arange(osc1.size)
         assert np.allclose(osc1, level * np.cos(2 * np.pi * 25e6 * 1e-9 * t), atol=1e-5)
+
+
+def test_a_worker_that_dies_while_rendering_fails_the_pull_instead_of_hanging():
+    """The reply goes out once the program has run; if the worker then dies, the samples that were to follow never
+    come, and the pull ends with the client's QMSimulationError (the results of the run stay readable)."""
+    import os
+    import signal
+
+    import qopemu
+    from qm import QuantumMachinesManager
+    from qm.exceptions import QMSimulationError
+    from qm.qua import infinite_loop_
+
+    with program() as prog:
+        x = declare(fixed, value=0.25)
+        save(x, "x")
+        with infinite_loop_():
+            play("const", "osc")
+    with qopemu.Server() as server:
+        qmm = QuantumMachinesManager(server.host, server.port)
+        job = qmm.simulate(CONFIG, prog, SimulationConfig(duration=5_000_000))  # 80 MB of samples: ~1 s to render
+        for pid in _worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(QMSimulationError):
+            job.get_simulated_samples()
+        assert job.result_handles.get("x").fetch_all()[0] == 0.25
+
+
+def _worker_pids() -> list[int]:
+    """This process's worker children (Linux /proc)."""
+    pids = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline, open(f"/proc/{entry}/stat") as stat:
+                if b"qopemu.engine.worker" in cmdline.read() and int(stat.read().split()[3]) == os.getpid():
+                    pids.append(int(entry))
+        except OSError:  # the process ended meanwhile
+            continue
+    return pids

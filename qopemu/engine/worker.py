@@ -45,8 +45,8 @@ _WINDOW_BYTES = 1 << 20
 _SWITCH_INTERVAL_S = 0.001
 _DTYPES = {"int": np.int64, "fixed": np.float64, "bool": np.bool_}
 # glibc malloc settings for workers. By default glibc maps each array of more than a few MB afresh and unmaps it
-# when freed, so every simulation pays page faults again on its sample buffers (half of a 400 us render of 4 ports).
-# A worker keeps up to 64 MB of freed heap for its next job instead. Other C libraries ignore these variables.
+# when freed, so every simulation pays page faults again on its sample buffers: half the time of rendering 4 ports
+# for 400 us. A worker keeps up to 64 MB of freed heap for its next job instead. Other C libraries ignore these.
 _WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 
 
@@ -170,6 +170,7 @@ class Execution:
                     # The program has run, so the job's outcome is known; its samples follow, window after window.
                     duration_ns, statements, columns, rows, report = message[1:]
                     samples = PackedSamples(columns, rows)
+                    simulated = samples, memoryview(b"")  # failed below if the block never comes
                     self._deliver(Outcome("completed", duration_ns=duration_ns, statements=statements,
                                           samples=samples, waveform_report=report))  # the reply goes out now
                     simulated = samples, shared_buffer.receive_block(conn.fileno(), samples.nbytes)
