@@ -136,7 +136,7 @@ def stream_samples(
     dtypes = [[name, samples.dtype.fields[name][0].str] for name in names]
     header = Response.Header(simpleDType=json.dumps(dtypes), countOfItems=samples.rows if names else 0)
     yield Response(jobId=job_id, ok=True, header=header).SerializeToString()
-    opening = job_results_pb2.SimulatorSamplesResponse(jobId=job_id, ok=True).SerializeToString()
+    opening = Response(jobId=job_id, ok=True).SerializeToString()
     try:
         if len(names) == len(samples.columns):
             parts: Iterable[memoryview] = samples.parts()
@@ -191,8 +191,9 @@ class SimulationHandler:
     """Serves `Frontend.Simulate` and `Frontend.PullSimulatorSamples` on top of the platform.
 
     The QOP2 client fetches samples and results right after `Simulate` returns, so the run (stream processing
-    included) is over before the reply. Output samples of both kinds are always rendered: `PullSimulatorSamples`
-    chooses what it wants later, whatever the include flags of the request (they only ask for the report)."""
+    included) is over before the reply; the output samples render after it, while `PullSimulatorSamples` streams
+    them. Samples of both kinds are always rendered: the pull chooses what it wants, whatever the include flags of
+    the request (they only ask for the report)."""
 
     def __init__(self, qop: Qop):
         self._qop = qop
