@@ -9,8 +9,8 @@ of messages is kept. The server maps the block and keeps it as the samples: noth
 back to the system when the samples are dropped.
 
 New memory costs a page fault per 4 KiB page on first touch (about 0.6 ms per MB here), so each side takes its
-faults where they cost least: the worker prepares the block for its next simulation once it has handed this one
-over (while the client decodes), and the server maps a block with all its pages at once (MAP_POPULATE).
+faults where they cost least: the worker prepares the block for its next simulation when it starts and after each
+job (while the client decodes), and the server maps a block with all its pages at once (MAP_POPULATE).
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ import mmap
 import os
 import socket
 import tempfile
+import threading
 
 import numpy as np
 
-# The largest block a worker prepares ahead for its next simulation.
-SPARE_BYTES = 64 << 20
+# A worker keeps a block ready for its next simulation: at least this big (so that its first simulations find one),
+# as big as its last simulation needed, and at most SPARE_MAX_BYTES.
+SPARE_MIN_BYTES = 8 << 20
+SPARE_MAX_BYTES = 64 << 20
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map every page in one call instead of one fault per page
 
 
@@ -38,21 +41,28 @@ def _shared_file(nbytes: int) -> int:
 
 
 class BlockWriter:
-    """The worker's side: a fresh writable block for each simulation's samples, given away to the server."""
+    """The worker's side: a fresh writable block for each simulation's samples, given away to the server. The next
+    block is prepared once a job is over (`prepare_spare`), on the job's thread, while the worker already takes the
+    next job: a lock makes that job's `allocate` wait for it."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._spare: tuple[int, mmap.mmap] | None = None
         self._fd: int | None = None
+        self._last_nbytes = 0
 
     def allocate(self, nbytes: int) -> np.ndarray:
         """A writable flat uint8 array of `nbytes`: the block to announce, then `send`, then fill."""
-        if self._spare is not None and len(self._spare[1]) == max(1, nbytes):
-            self._fd, mapping = self._spare
-            self._spare = None
-        else:
-            self._discard_spare()
-            self._fd = _shared_file(nbytes)
-            mapping = mmap.mmap(self._fd, max(1, nbytes))
+        with self._lock:
+            self._last_nbytes = nbytes
+            if self._spare is not None and len(self._spare[1]) >= nbytes:
+                self._fd, mapping = self._spare
+                self._spare = None
+                os.ftruncate(self._fd, max(1, nbytes))  # the pages past the samples go back to the system now
+            else:
+                self._discard_spare()
+                self._fd = _shared_file(nbytes)
+                mapping = mmap.mmap(self._fd, max(1, nbytes))
         return np.frombuffer(mapping, dtype=np.uint8, count=nbytes)  # the array keeps the mapping alive
 
     def send(self, sock_fd: int) -> None:
@@ -63,12 +73,15 @@ class BlockWriter:
         os.close(self._fd)
         self._fd = None
 
-    def prepare_spare(self, nbytes: int) -> None:
-        """Have a block of `nbytes` ready, its pages already allocated, for a next simulation of the same size."""
-        self._discard_spare()
-        if nbytes <= SPARE_BYTES:
+    def prepare_spare(self) -> None:
+        """Have a block ready, its pages already allocated, for a next simulation as big as the last one."""
+        with self._lock:
+            nbytes = min(max(self._last_nbytes, SPARE_MIN_BYTES), SPARE_MAX_BYTES)
+            if self._spare is not None and len(self._spare[1]) >= nbytes:
+                return
+            self._discard_spare()
             fd = _shared_file(nbytes)
-            self._spare = fd, mmap.mmap(fd, max(1, nbytes), flags=mmap.MAP_SHARED | _POPULATE)
+            self._spare = fd, mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED | _POPULATE)
 
     def _discard_spare(self) -> None:
         if self._spare is not None:

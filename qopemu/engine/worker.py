@@ -471,7 +471,6 @@ def _hand_over_samples(request: JobRequest, host: _WorkerHost, summary: runtime.
         for start, end, samples in rendering.windows(max(1, _WINDOW_BYTES // dtype.itemsize)):
             samples.pack_into(records[start:end])
             host.post(("samples", end * dtype.itemsize))
-    host.blocks.prepare_spare(block.size)  # while the client decodes these samples
 
 
 def _exit_with_parent() -> None:
@@ -490,6 +489,9 @@ def _run_job(request: JobRequest, host: _WorkerHost) -> None:
         host.finish(("done", summary.duration_ns, summary.statements))
     except Exception as exc:  # the job fails, the worker lives on for the next one
         host.finish(("error", f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
+    # Once the job is over (the worker is already free for the next one): the next simulation's block, while the
+    # client decodes this one's samples.
+    host.blocks.prepare_spare()
 
 
 def _worker_main(conn) -> None:
@@ -503,6 +505,7 @@ def _worker_main(conn) -> None:
     sys.setswitchinterval(_SWITCH_INTERVAL_S)
     host: _WorkerHost | None = None
     blocks = shared_buffer.BlockWriter()
+    blocks.prepare_spare()  # the first simulation does not wait for fresh memory either
     while True:
         try:
             message = conn.recv()
