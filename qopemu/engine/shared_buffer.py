@@ -31,6 +31,7 @@ _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map every page in one cal
 
 
 def _shared_file(nbytes: int) -> int:
+    """A descriptor of a new anonymous file of `nbytes` (at least 1) that lives in memory and can be passed on."""
     if hasattr(os, "memfd_create"):
         fd = os.memfd_create("qopemu-samples", os.MFD_CLOEXEC)
     else:
