@@ -245,10 +245,10 @@ def test_a_worker_that_dies_while_rendering_fails_the_pull_instead_of_hanging():
         x = declare(fixed, value=0.25)
         save(x, "x")
         with infinite_loop_():
-            play("const", "osc")
+            play("const", "osc", chirp=(25_000, "Hz/nsec"))  # chirps render one by one: ~1 s for 20 000 of them
     with qopemu.Server() as server:
         qmm = QuantumMachinesManager(server.host, server.port)
-        job = qmm.simulate(CONFIG, prog, SimulationConfig(duration=5_000_000))  # 80 MB of samples: ~1 s to render
+        job = qmm.simulate(CONFIG, prog, SimulationConfig(duration=500_000))
         for pid in _worker_pids():
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(QMSimulationError):
