@@ -9,7 +9,7 @@ import pytest
 
 from qopemu import qmconfig
 from qopemu.engine.events import DcOffsetEvent, PlayEvent, RampToZeroEvent
-from qopemu.engine.inputs import Loopback, NoInputs, RawInputs, noise_std_from_power
+from qopemu.engine.inputs import DigitalLoopback, Loopback, NoInputs, RawInputs, noise_std_from_power
 from qopemu.engine.packed_samples import records_dtype
 from qopemu.engine.waveforms import (CROSSTALK_DELAY_NS, FIR_DELAY_NS, IIR_DELAY_NS, Synthesizer, WindowedRender,
                                      render)
@@ -350,6 +350,18 @@ def test_windows_rendered_one_after_the_other_join_into_the_whole(ports):
         assert np.allclose(records[f"{controller}:analog:{port}"], samples, atol=1e-6)
     for (controller, port), samples in whole.digital.items():
         assert np.array_equal(records[f"{controller}:digital:{port}"], samples)
+
+
+def test_a_digital_loopback_sees_a_marker_that_opens_before_its_pulse_and_before_the_window_ends():
+    """A marker's buffer opens it `buffer` ns before its pulse, so a pulse just after the window still shows in it."""
+    early = {"singleInput": {"port": ("con1", 8)}, "operations": {"const": "const_marked"},
+             "digitalInputs": {"sw": {"port": ("con1", 4), "delay": 0, "buffer": 6}}}
+    cfg = make_config(overrides={"elements": {"early": early}})
+    wire = DigitalLoopback(cfg, [("con1", 4, "con1", 1)], latency_ns=0)
+    pulse = play("early", "const_marked", 102)
+    wire.record(pulse)
+    expected = render([pulse], cfg, 100).digital[("con1", 4)]
+    assert expected.any() and np.array_equal(wire.levels("con1", 1, 0, 100), expected)
 
 
 def test_loopback_input_sees_the_output_after_the_latency(config):

@@ -13,56 +13,51 @@ class EventIndex:
     events that can reach it. The runtime records events in program order, which is not time order across
     elements."""
 
-    def __init__(self, elements: set[str], whole: set[str], reach: int):
+    def __init__(self, elements: set[str], whole: set[str], reach: int, ahead: int = 0):
         self.elements = elements
         self._whole = whole  # elements whose every earlier event matters (sticky levels, IIR filters)
         self._reach = reach  # how far before a window an event's effect can start (port delays, buffers)
-        self._timelines: dict[str, list[PlayEvent | RampToZeroEvent]] = {}
-        self._starts: dict[str, list[int]] = {}
+        self._ahead = ahead  # how far after a window an event's effect can start (a marker's buffer opens it early)
+        self._plays: dict[str, list[PlayEvent]] = {}
+        self._ramps: dict[str, list[RampToZeroEvent]] = {}
         self._longest: dict[str, int] = {}
 
     def record(self, event: PlayEvent | RampToZeroEvent) -> None:
-        timeline = self._timelines.setdefault(event.element, [])
-        starts = self._starts.setdefault(event.element, [])
-        at = bisect.bisect_right(starts, event.start)
-        starts.insert(at, event.start)
-        timeline.insert(at, event)
-        span = event.length if isinstance(event, PlayEvent) else event.duration
-        self._longest[event.element] = max(self._longest.get(event.element, 0), span)
+        bisect.insort_right(self._timeline(event), event, key=_start)
 
     def extend(self, events: list[PlayEvent | RampToZeroEvent]) -> None:
-        """Record many events at once: appended, then each element's timeline sorted once (a run's events come
-        mostly in time order per element, which the sort takes in linear time)."""
-        touched = set()
+        """Record many events at once: appended, then each timeline sorted once (a run's events come mostly in time
+        order per element, which the sort takes in linear time)."""
+        touched = {}
         for event in events:
-            self._timelines.setdefault(event.element, []).append(event)
-            touched.add(event.element)
-            span = event.length if isinstance(event, PlayEvent) else event.duration
-            if span > self._longest.get(event.element, 0):
-                self._longest[event.element] = span
-        for name in touched:
-            self._timelines[name].sort(key=_start)
-            self._starts[name] = [event.start for event in self._timelines[name]]
+            timeline = self._timeline(event)
+            timeline.append(event)
+            touched[id(timeline)] = timeline
+        for timeline in touched.values():
+            timeline.sort(key=_start)
 
-    def near(self, start: int, length: int) -> list[object]:
-        """The recorded events that can reach the output window: those overlapping it (widened by the reach), and
-        the whole history of the elements that need it."""
-        events: list[object] = []
-        for timeline in self.near_by_element(start, length).values():
-            events.extend(timeline)
-        return events
+    def near(self, start: int, length: int) -> tuple[dict[str, list[PlayEvent]], dict[str, list[RampToZeroEvent]]]:
+        """The recorded plays and ramps that can reach the output window, per element in start order: those
+        overlapping it (widened by the reach and the lead), and the whole history of the elements that need it.
+        Slices of the timelines, with no work per event."""
+        lo, hi = start - self._reach, start + length + self._ahead
+        return self._near(self._plays, lo, hi), self._near(self._ramps, lo, hi)
 
-    def near_by_element(self, start: int, length: int) -> dict[str, list[PlayEvent | RampToZeroEvent]]:
-        """`near`, per element, each in start order: slices of the timelines, with no work per event."""
-        lo, hi = start - self._reach, start + length
+    def _near(self, timelines: dict[str, list], lo: int, hi: int) -> dict[str, list]:
         out = {}
-        for name, timeline in self._timelines.items():
-            starts = self._starts[name]
-            last = bisect.bisect_left(starts, hi)
-            first = 0 if name in self._whole else bisect.bisect_left(starts, lo - self._longest[name])
+        for name, timeline in timelines.items():
+            last = bisect.bisect_left(timeline, hi, key=_start)
+            first = 0 if name in self._whole else bisect.bisect_left(timeline, lo - self._longest[name], key=_start)
             if last > first:
                 out[name] = timeline[first:last]
         return out
+
+    def _timeline(self, event: PlayEvent | RampToZeroEvent) -> list:
+        """The timeline `event` belongs in (its element's plays or ramps); notes how far its effect lasts."""
+        span = event.length if isinstance(event, PlayEvent) else event.duration
+        self._longest[event.element] = max(self._longest.get(event.element, 0), span)
+        timelines = self._plays if isinstance(event, PlayEvent) else self._ramps
+        return timelines.setdefault(event.element, [])
 
 
 def _start(event: PlayEvent | RampToZeroEvent) -> int:

@@ -70,4 +70,3 @@ class PhaseResetEvent:
     start: int
 
 
-Event = PlayEvent | DcOffsetEvent | RampToZeroEvent | AcquisitionEvent | PhaseResetEvent

@@ -23,7 +23,7 @@ import numpy as np
 
 from qopemu.engine.event_index import EventIndex
 from qopemu.engine.events import DcOffsetEvent, PlayEvent, RampToZeroEvent
-from qopemu.engine.waveforms import Synthesizer, alignment_delay_ns
+from qopemu.engine.waveforms import Synthesizer, reach_ns
 from qopemu.qmconfig import ANALOG_OUTPUTS, DIGITAL_OUTPUTS, PortRef, QmConfig
 
 # (from_controller, from_output_port, to_controller, to_input_port)
@@ -129,26 +129,18 @@ class Loopback(_AnalogOnly):
         for from_controller, from_port, to_controller, to_port in connections:
             source = PortRef(from_controller, ANALOG_OUTPUTS, from_port)
             self._routes.setdefault((to_controller, to_port), []).append(source)
-        # Every output a wired port plays, crosstalk included, comes from these ports' elements.
-        declared = config.used_ports()
-        feeding = {
-            q
-            for sources in self._routes.values()
-            for source in sources
-            if source in declared
-            for q in _crosstalk_sources(config, source)
-        }
+        # Every output a wired (declared) port plays, crosstalk included, comes from these ports' elements.
+        crosstalk = self._synth.crosstalk
+        feeding = {q for sources in self._routes.values() for source in sources if source in crosstalk
+                   for q, _ in crosstalk[source]}
         elements = {name for name, element in config.elements.items() if feeding.intersection(element.analog_ports)}
-        # How far before an output window a pulse can start and still show in it; an IIR filter on a wired port
-        # remembers everything, so then every recorded pulse counts.
-        analog = [p for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
-        taps = max((len(p.filter_feedforward) for p in analog), default=0)
-        reach = max((p.delay for p in analog), default=0) + alignment_delay_ns(config) + taps
+        # An IIR filter on a wired port remembers everything, so then every recorded pulse counts.
         if any(config.port(p).filter_feedback for p in feeding):
             whole = elements
         else:
             whole = {name for name in elements if (s := config.elements[name].sticky) is not None and s.analog}
-        self._history = EventIndex(elements, whole, reach)
+        analog = [p for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
+        self._history = EventIndex(elements, whole, *reach_ns(config, analog, ()))
         self._offsets: list[DcOffsetEvent] = []
         self._recorded = 0
         self._cache: dict[tuple, np.ndarray] = {}
@@ -173,13 +165,9 @@ class Loopback(_AnalogOnly):
         if cached is not None:
             return cached.copy()
         window_start = start_ns - self.latency_ns
-        rendered = self._synth.render(
-            self._offsets + self._history.near(window_start, length_ns),
-            window_start,
-            length_ns,
-            include_digital=False,
-            analog_ports=sources,
-        )
+        plays, ramps = self._history.near(window_start, length_ns)
+        rendered = self._synth.render_grouped(plays, ramps, self._offsets, window_start, length_ns,
+                                              analog_ports=sources, digital_ports=())
         out = np.zeros(length_ns)
         for source in sources:
             out += rendered.analog[(source.controller, source.number)]
@@ -207,11 +195,10 @@ class DigitalLoopback:
         feeding = {source for sources in self._routes.values() for source in sources}
         elements = {name for name, element in config.elements.items()
                     if any(d.port in feeding for d in element.digital_inputs.values())}
-        reach = alignment_delay_ns(config) + max(
-            (d.delay + d.buffer for name in elements for d in config.elements[name].digital_inputs.values()), default=0)
+        markers = [d for name in elements for d in config.elements[name].digital_inputs.values()]
         # a digitally sticky marker holds until the element's next pulse, however long ago it started
         whole = {name for name in elements if (s := config.elements[name].sticky) is not None and s.digital}
-        self._history = EventIndex(elements, whole, reach)
+        self._history = EventIndex(elements, whole, *reach_ns(config, (), markers))
 
     def record(self, event: object) -> None:
         if isinstance(event, (PlayEvent, RampToZeroEvent)) and event.element in self._history.elements:
@@ -224,8 +211,9 @@ class DigitalLoopback:
         if sources is None:
             return None
         window_start = start_ns - self.latency_ns
-        rendered = self._synth.render(self._history.near(window_start, length_ns), window_start, length_ns,
-                                      include_analog=False, digital_ports=sources)
+        plays, ramps = self._history.near(window_start, length_ns)
+        rendered = self._synth.render_grouped(plays, ramps, [], window_start, length_ns, analog_ports=(),
+                                              digital_ports=sources)
         out = np.zeros(length_ns, dtype=bool)
         for source in sources:
             out |= rendered.digital[(source.controller, source.number)]
@@ -248,11 +236,6 @@ class WithDigitalLoopback:
     def record(self, event: object) -> None:
         self._analog.record(event)
         self._digital.record(event)
-
-
-def _crosstalk_sources(config: QmConfig, port: PortRef) -> list[PortRef]:
-    """The ports whose pulses reach `port`: itself and those its crosstalk terms name."""
-    return [port] + [PortRef(port.controller, ANALOG_OUTPUTS, q) for q, _ in config.port(port).crosstalk]
 
 
 def resolve_wire(config: QmConfig, wire: tuple[str, int, int, str, int, int]) -> tuple[str, int, str, int]:

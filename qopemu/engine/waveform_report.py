@@ -27,7 +27,7 @@ _IDENTITY = [1.0, 0.0, 0.0, 1.0]
 def build_waveform_report(events: Iterable[object], config: QmConfig, duration_ns: int | None = None) -> dict:
     """The report of a run's events; events starting at or after `duration_ns` (when given) are left out."""
     timeline = sorted(
-        (e for e in events if duration_ns is None or getattr(e, "start", 0) < duration_ns),
+        (e for e in events if duration_ns is None or e.start < duration_ns),
         key=lambda e: e.start,
     )
     offsets = {p.ref: p.offset for p in config.declared_ports()}
@@ -71,6 +71,8 @@ def _analog_entries(config: QmConfig, element: Element, event: PlayEvent, offset
     frame = [math.cos(radians), -math.sin(radians), math.sin(radians), math.cos(radians)]
     ports = element.analog_ports
     keys = ("I", "Q") if is_iq else ("single",) * len(ports)
+    chirp = _chirp_info(event)
+    dc_offsets = {str(p.number): float(offsets.get(p, 0.0)) for p in ports}
     entries = []
     for index, (port, key) in enumerate(zip(ports, keys)):
         if event.ramp_slope is not None:
@@ -81,9 +83,9 @@ def _analog_entries(config: QmConfig, element: Element, event: PlayEvent, offset
             waveform_name = ""
         entry = _common(element, event, port, waveform_name, is_iq, is_iq and index == 0, is_iq and index == 1)
         entry.update(
-            chirpInfo=_chirp_info(event),
+            chirpInfo=chirp,
             currentGMatrixElements=amp,
-            currentDCOffsetByPort={str(p.number): float(offsets.get(p, 0.0)) for p in ports},
+            currentDCOffsetByPort=dc_offsets,
             currentIntermediateFrequency=float(event.frequency),
             currentFrame=frame,
             currentCorrectionElements=correction,

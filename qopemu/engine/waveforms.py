@@ -108,9 +108,8 @@ def render(
     include_digital: bool = True,
 ) -> OutputSamples:
     """Samples of every declared output port over [0, duration_ns) for a run's events."""
-    return Synthesizer(config).render(
-        events, 0, duration_ns, include_analog=include_analog, include_digital=include_digital
-    )
+    return Synthesizer(config).render(events, 0, duration_ns, analog_ports=None if include_analog else (),
+                                      digital_ports=None if include_digital else ())
 
 
 class WindowedRender:
@@ -127,16 +126,9 @@ class WindowedRender:
         analog = [p for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
         self._one_window = any(p.filter_feedback for p in analog)
         markers = [d for element in config.elements.values() for d in element.digital_inputs.values()]
-        # How far before a window an event can start and still show in it (port delays, FIR taps, marker delays and
-        # buffers), and how far after it (a marker's buffer widens it backwards).
-        reach = alignment_delay_ns(config) + max(
-            max((p.delay for p in analog), default=0) + max((len(p.filter_feedforward) for p in analog), default=0),
-            max((d.delay + d.buffer for d in markers), default=0))
-        self._ahead = max((d.buffer for d in markers), default=0)
         sticky = {name for name, element in config.elements.items()
                   if element.sticky is not None and (element.sticky.analog or element.sticky.digital)}
-        self._plays = EventIndex(set(config.elements), sticky, reach)
-        self._ramps = EventIndex(set(config.elements), sticky, reach)
+        self._index = EventIndex(set(config.elements), sticky, *reach_ns(config, analog, markers))
         # The events are indexed when the first window renders, so that the layout (columns, rows) is known at once.
         self._events: list[object] | None = list(events)
         self._offsets: list[DcOffsetEvent] = []
@@ -149,14 +141,12 @@ class WindowedRender:
         """(start, end, samples) of consecutive windows of at most `samples_per_window` ns that cover the run."""
         if self._events is not None:
             self._offsets = [event for event in self._events if isinstance(event, DcOffsetEvent)]
-            self._plays.extend([event for event in self._events if isinstance(event, PlayEvent)])
-            self._ramps.extend([event for event in self._events if isinstance(event, RampToZeroEvent)])
+            self._index.extend([e for e in self._events if isinstance(e, (PlayEvent, RampToZeroEvent))])
             self._events = None
         step = self.duration_ns if self._one_window else max(1, samples_per_window)
         for start in range(0, self.duration_ns, step):
             length = min(step, self.duration_ns - start)
-            plays = self._plays.near_by_element(start, length + self._ahead)
-            ramps = self._ramps.near_by_element(start, length + self._ahead)
+            plays, ramps = self._index.near(start, length)
             yield start, start + length, self._synth.render_grouped(plays, ramps, self._offsets, start, length)
 
 
@@ -181,11 +171,11 @@ class Synthesizer:
             (p.ref for p in config.declared_ports() if p.ref.kind == DIGITAL_OUTPUTS), key=_port_order
         )
         # crosstalk[p] = [(q, factor)]: port p also plays factor * (what is played to q); p's own factor defaults to 1.
-        self._crosstalk: dict[PortRef, list[tuple[PortRef, float]]] = {}
+        self.crosstalk: dict[PortRef, list[tuple[PortRef, float]]] = {}
         for port in analog:
             terms = {PortRef(port.ref.controller, ANALOG_OUTPUTS, q): f for q, f in port.crosstalk}
             terms.setdefault(port.ref, 1.0)
-            self._crosstalk[port.ref] = list(terms.items())
+            self.crosstalk[port.ref] = list(terms.items())
         self._alignment = alignment_delay_ns(config)
         self._filters = {
             p.ref: (np.asarray(p.filter_feedforward or (1.0,), dtype=float), tuple(p.filter_feedback))
@@ -202,16 +192,13 @@ class Synthesizer:
         start_ns: int,
         length_ns: int,
         *,
-        include_analog: bool = True,
-        include_digital: bool = True,
         analog_ports: Sequence[PortRef] | None = None,
         digital_ports: Sequence[PortRef] | None = None,
     ) -> OutputSamples:
         """Samples over [start_ns, start_ns + length_ns) of the output timeline (after port delays).
 
-        `analog_ports` / `digital_ports` limit the ports rendered (default: every declared output of the kind).
-        """
-        length_ns = max(0, int(length_ns))
+        `analog_ports` / `digital_ports` limit the ports rendered (default: every declared output of the kind; `()`
+        for none)."""
         plays: dict[str, list[PlayEvent]] = {}
         ramps: dict[str, list[RampToZeroEvent]] = {}
         offsets: list[DcOffsetEvent] = []
@@ -225,8 +212,7 @@ class Synthesizer:
         for group in (plays, ramps):
             for timeline in group.values():
                 timeline.sort(key=lambda e: e.start)
-        return self.render_grouped(plays, ramps, offsets, start_ns, length_ns, include_analog=include_analog,
-                                   include_digital=include_digital, analog_ports=analog_ports,
+        return self.render_grouped(plays, ramps, offsets, start_ns, length_ns, analog_ports=analog_ports,
                                    digital_ports=digital_ports)
 
     def render_grouped(
@@ -237,20 +223,15 @@ class Synthesizer:
         start_ns: int,
         length_ns: int,
         *,
-        include_analog: bool = True,
-        include_digital: bool = True,
         analog_ports: Sequence[PortRef] | None = None,
         digital_ports: Sequence[PortRef] | None = None,
     ) -> OutputSamples:
         """`render` of events already grouped per element, each group in start order."""
-        analog: dict[PortKey, np.ndarray] = {}
-        digital: dict[PortKey, np.ndarray] = {}
-        if include_analog:
-            ports = self.analog_ports if analog_ports is None else list(analog_ports)
-            analog = self._render_analog(plays, ramps, offsets, start_ns, length_ns, ports)
-        if include_digital:
-            ports = self.digital_ports if digital_ports is None else list(digital_ports)
-            digital = self._render_digital(plays, ramps, start_ns, length_ns, ports)
+        length_ns = max(0, int(length_ns))
+        analog_ports = self.analog_ports if analog_ports is None else list(analog_ports)
+        digital_ports = self.digital_ports if digital_ports is None else list(digital_ports)
+        analog = self._render_analog(plays, ramps, offsets, start_ns, length_ns, analog_ports) if analog_ports else {}
+        digital = self._render_digital(plays, ramps, start_ns, length_ns, digital_ports) if digital_ports else {}
         return OutputSamples(analog, digital)
 
     # ---------------------------------------------------------------------------------------------------------
@@ -278,7 +259,7 @@ class Synthesizer:
             history = max((feedforward.size - 1 for feedforward, _ in filtered), default=0)
         window_start -= history
         window_length += history
-        sources = {q for p in ports for q, _ in self._crosstalk[p]}
+        sources = {q for p in ports for q, _ in self.crosstalk[p]}
         buffers = {q: np.zeros(window_length, dtype=SAMPLE_DTYPE) for q in sources}
         elements = self.config.elements
         for name in set(plays) | set(ramps):
@@ -292,7 +273,7 @@ class Synthesizer:
                 self._render_element(element, timeline, buffers, window_start, window_length)
         out: dict[PortKey, np.ndarray] = {}
         for port in ports:
-            terms = self._crosstalk[port]
+            terms = self.crosstalk[port]
             if len(terms) == 1 and terms[0][1] == 1.0:
                 mixed = buffers[terms[0][0]]  # no crosstalk: the port plays its own buffer
             else:
@@ -371,11 +352,12 @@ class Synthesizer:
             phases = TWO_PI * (np.array([e.phase for e in part]) % 1.0)
             cos, sin = np.cos(phases), np.sin(phases)
             # Back-to-back pulses (an element playing continuously) fill one slice: add to it without an index.
-            tiled = bool(np.all(np.diff(starts) == n))
+            gaps = np.diff(starts)  # the batch is in start order
+            tiled = bool(np.all(gaps == n))
             tile_start = int(starts[0])
             index = None if tiled else (starts[:, None] + offsets[None, :]).ravel()
             # A fancy-index += drops repeated indices; an element's own pulses never overlap, but be exact if they do.
-            overlapping = not tiled and len(part) > 1 and bool(np.any(np.diff(np.sort(starts)) < n))
+            overlapping = not tiled and bool(np.any(gaps < n))
             # Pulses back to back that all start at the same phase (a frequency commensurate with the pulse length,
             # as in continuous playing) repeat one row of samples: add it to every pulse's slice at once.
             same_phase = tiled and np.ptp(cos) < _SAME_PHASE and np.ptp(sin) < _SAME_PHASE
@@ -435,10 +417,8 @@ class Synthesizer:
         window_start: int,
         window_length: int,
     ) -> None:
-        k0 = max(0, window_start - event.start)
+        k0 = max(0, window_start - event.start)  # the caller renders only events that reach into the window
         k1 = min(event.length, window_start + window_length - event.start)
-        if k1 <= k0:
-            return
         baseband = self._baseband(element, event, k0, k1)
         carrier = baseband * np.exp(1j * TWO_PI * _phase_cycles(event, k0, k1))
         self._add(element, carrier, buffers, event.start + k0 - window_start, event.correction)
@@ -618,9 +598,9 @@ class Synthesizer:
                 continue
             rel_highs, rel_lows, last_high = self._marker(marker, event.length)
             if last_high:
-                following = stops[bisect.bisect_right(stops, event.start) :]
+                following = bisect.bisect_right(stops, event.start)
                 rel_lows = rel_lows.copy()
-                rel_lows[-1] = (following[0] if following else end) - event.start
+                rel_lows[-1] = (stops[following] if following < len(stops) else end) - event.start
             highs.append(event.start + rel_highs)
             lows.append(event.start + rel_lows)
         if not highs:
@@ -650,6 +630,17 @@ class Synthesizer:
             cached = (np.array(highs, dtype=np.int64), np.array(lows, dtype=np.int64), last_high)
             self._markers[key] = cached
         return cached
+
+
+def reach_ns(config: QmConfig, analog_ports: Sequence[object], digital_inputs: Sequence[object]) -> tuple[int, int]:
+    """How far before an output window an event can start and still show in it (the alignment delay, port delays
+    and FIR taps of `analog_ports`, marker delays and buffers of `digital_inputs`), and how far after it (a marker's
+    buffer opens it before its pulse)."""
+    behind = alignment_delay_ns(config) + max(
+        max((p.delay for p in analog_ports), default=0)
+        + max((len(p.filter_feedforward) for p in analog_ports), default=0),
+        max((d.delay + d.buffer for d in digital_inputs), default=0))
+    return behind, max((d.buffer for d in digital_inputs), default=0)
 
 
 def alignment_delay_ns(config: QmConfig) -> int:
