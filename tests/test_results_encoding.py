@@ -25,7 +25,7 @@ from qopemu.results.store import JobResults
 
 
 def raw(results: JobResults, name: str, offset: int = 0, limit: int = 1 << 30) -> tuple[int, bytes]:
-    chunks = list(results.read(name, offset, limit, False))
+    chunks = list(results.read(name, offset, limit))
     return sum(c for c, _ in chunks), b"".join(d for _, d in chunks)
 
 

@@ -41,7 +41,7 @@ def fetch(results: JobResults, name: str, flat: bool = False, item: int | slice 
         item = 0
     span = _standardize_slice(name, item, header)
     data, count = BytesIO(), 0
-    for n, chunk in results.read(name, span.start, span.stop - span.start, flat):
+    for n, chunk in results.read(name, span.start, span.stop - span.start):
         data.write(chunk)
         count += n
     array = _create_results_array(count, header, data)
@@ -464,7 +464,7 @@ def test_reads_are_clipped_and_negative_offsets_count_from_the_end():
     assert fetch(r, "x", flat=True, item=-1).tolist() == [9]
     assert fetch(r, "x", flat=True, item=slice(-2, None)).tolist() == [8, 9]
     assert fetch(r, "x", flat=True, item=slice(8, 20)).tolist() == [8, 9]
-    assert list(r.read("x", 20, 5, False)) == []
+    assert list(r.read("x", 20, 5)) == []
 
 
 def test_save_keeps_only_the_latest_item():

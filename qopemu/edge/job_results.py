@@ -71,7 +71,7 @@ class JobResultsService(job_results_pb2_grpc.JobResultsServiceServicer):
         # Clients since QOP 2 send the start in longOffset; the old int32 `offset` is the fallback.
         offset = request.longOffset.value if request.HasField("longOffset") else request.offset
         try:
-            chunks = results.read(request.outputName, offset, request.limit, flat=False)
+            chunks = results.read(request.outputName, offset, request.limit)
             for count, data in chunks:
                 yield job_results_pb2.GetJobNamedResultResponse(countOfItems=count, data=data)
         except UnknownResultError:

@@ -339,11 +339,11 @@ class JobResults:
                 closed=self._closed,
             )
 
-    def read(self, name: str, offset: int, limit: int, flat: bool) -> Iterator[tuple[int, bytes]]:
+    def read(self, name: str, offset: int, limit: int) -> Iterator[tuple[int, bytes]]:
         """Items [offset, offset + limit) as (count, bytes) chunks of at most 4 MB.
 
         A negative offset counts from the end, as in Python; the range is clipped to what exists.
-        The bytes are the same for flat and non-flat reads; only the header differs.
+        The bytes are the same for flat and non-flat reads (only the header differs), so one read serves both.
         """
         with self._state_lock:
             output = self._output(name)

@@ -149,6 +149,7 @@ class _Queue:
     def __init__(self) -> None:
         self._parts: list[Batch] = []
         self._count = 0
+        self._nbytes = 0  # kept as parts come and go: the memory check asks on every push
         self.seen = False  # has any batch (even empty) arrived: then the item type is known
 
     def __len__(self) -> int:
@@ -156,21 +157,25 @@ class _Queue:
 
     @property
     def nbytes(self) -> int:
-        return sum(p.nbytes for p in self._parts)
+        return self._nbytes
 
     def append(self, batch: Batch) -> None:
         self.seen = True
         if len(batch) or not self._parts:
             self._parts.append(batch)
+            self._nbytes += batch.nbytes
         self._count += len(batch)
 
     def take(self, n: int) -> Batch:
+        if n == 0 and self._parts:  # nothing to hand out yet (a buffer filling, a pairing waiting for its other side)
+            return self._parts[-1][:0]
         data = _concat(self._parts)
         head, rest = data[:n], data[n:]
         if len(rest) * 2 < len(data):
             rest = rest.copy()  # do not keep the whole concatenation alive for a small remainder
         self._parts = [rest]
         self._count = len(rest)
+        self._nbytes = rest.nbytes
         return head
 
 
@@ -249,6 +254,9 @@ class _Source(_Node):
             raise ValueError(f"ADC traces of stream {self.tag} must be (n, samples), got {traces.shape}")
         traces = traces.astype(self.dtype, copy=False)
         length = traces.shape[1]
+        if self.mode == 0:  # no timestamps wanted: no sample times to compute
+            self.emit(traces if self.adc_trace else traces.reshape(-1))
+            return
         starts = np.asarray(timestamps).reshape(-1).astype(TIMESTAMP_DTYPE, copy=False)
         sample_times = starts[:, None] + np.arange(length, dtype=TIMESTAMP_DTYPE) * ADC_SAMPLE_NS
         if not self.adc_trace:
@@ -655,7 +663,7 @@ def _demod_fn(args: list) -> Callable[[Batch], Batch]:
             # One item's elements are 1 ns apart, starting at 0.
             t = np.arange(x.shape[-1], dtype=FLOAT_DTYPE) if x.ndim > 1 else np.zeros((), FLOAT_DTYPE)
             t = np.broadcast_to(t, x.shape[1:])
-        x = x.astype(FLOAT_DTYPE)
+        x = x.astype(FLOAT_DTYPE, copy=False)
         phase = (2 * np.pi * freq * 1e-9) * t
         wc, ws = weights
         for w in (wc, ws):
