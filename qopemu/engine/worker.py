@@ -235,9 +235,10 @@ class Execution:
         return True
 
     def resume(self) -> bool:
-        if not self._paused:
-            return False
-        self._paused = False
+        with self._lock:  # two resumes at once must send one message: a second could skip the next pause
+            if not self._paused:
+                return False
+            self._paused = False
         return self._send(("resume",))
 
     @property
@@ -446,12 +447,12 @@ class _WorkerHost:
 
 
 def _run(request: JobRequest, host: _WorkerHost):
-    source = request.inputs.build(request.config)
-    if request.simulate_ns is None:
-        return runtime.run(request.program, host, source, waveform_overrides=request.waveform_overrides)
-    summary = runtime.run(request.program, host, source, max_time_ns=request.simulate_ns, record_events=True,
+    simulation = request.simulate_ns is not None
+    summary = runtime.run(request.program, host, request.inputs.build(request.config),
+                          max_time_ns=request.simulate_ns, record_events=simulation,
                           waveform_overrides=request.waveform_overrides)
-    _hand_over_samples(request, host, summary)
+    if simulation:
+        _hand_over_samples(request, host, summary)
     return summary
 
 

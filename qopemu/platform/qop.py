@@ -18,7 +18,8 @@ import numpy as np
 from qopemu import qmconfig
 from qopemu.engine import compiler
 from qopemu.engine.inputs import InputModel
-from qopemu.engine.packed_samples import ANALOG_WIRE_DTYPE
+from qopemu.engine.packed_samples import records_dtype
+from qopemu.engine.waveforms import record_columns
 from qopemu.engine.worker import JobRequest, WorkerPool
 from qopemu.platform.errors import BadElementCorrection, JobNotFound, NotRunning, Refused, UnknownInputStream
 from qopemu.platform.hardware import Hardware
@@ -267,8 +268,10 @@ class Qop:
         described = Hardware(tuple(ControllerSpec(name) for name in sorted(qmconfig.controller_names(config_pb))))
         config = qmconfig.from_pb(config_pb, {**described.port_counts(), **self.hardware.port_counts()})
         ports = config.declared_ports()
-        row_bytes = sum(ANALOG_BYTES if p.ref.kind == qmconfig.ANALOG_OUTPUTS else 1 for p in ports
-                        if p.ref.kind in (qmconfig.ANALOG_OUTPUTS, qmconfig.DIGITAL_OUTPUTS))
+        outputs = {kind: [(p.ref.controller, p.ref.number) for p in ports if p.ref.kind == kind]
+                   for kind in (qmconfig.ANALOG_OUTPUTS, qmconfig.DIGITAL_OUTPUTS)}
+        row_bytes = records_dtype(record_columns(outputs[qmconfig.ANALOG_OUTPUTS],
+                                                 outputs[qmconfig.DIGITAL_OUTPUTS])).itemsize
         cap = self.settings.results_memory_cap_mb << 20
         if duration_ns * row_bytes > cap:
             raise Refused(f"a simulation of {duration_ns // 4} clock cycles on {len(ports)} ports takes "
@@ -291,9 +294,6 @@ class Qop:
                 timeout_s=self.settings.simulation_timeout_s)
         self.jobs.keep_samples(job)
         return job
-
-
-ANALOG_BYTES = np.dtype(ANALOG_WIRE_DTYPE).itemsize
 
 
 def _checked_overrides(config: qmconfig.QmConfig, overrides: dict[str, list[float]]) -> dict[str, np.ndarray]:

@@ -28,7 +28,8 @@ class QmRunner:
         self._pool = pool
         self._settings = settings
         self._running: Job | None = None
-        self._lock = threading.Lock()
+        self._stopped = False
+        self._lock = threading.Lock()  # _running and _stopped: a job popped while the QM closes is never missed
         self._thread = threading.Thread(target=self._loop, name=f"runner-{qm.id}", daemon=True)
         self._thread.start()
 
@@ -44,7 +45,12 @@ class QmRunner:
             except QueueClosed:
                 return
             with self._lock:
-                self._running = job
+                stopped = self._stopped
+                if not stopped:
+                    self._running = job
+            if stopped:  # the QM closed between the pop and here: its queue no longer held the job
+                job.cancel()
+                return
             try:
                 execute_on_qm(job, self._qm, self._pool, self._settings)
             finally:
@@ -54,7 +60,9 @@ class QmRunner:
     def stop(self) -> None:
         """The QM is closing (its queue is already closed): cancel the running job, then halt its program.
         Cancel first: a job that is still starting then sees the cancel and halts itself (`run_job`)."""
-        job = self.running_job
+        with self._lock:
+            self._stopped = True
+            job = self._running
         if job is not None:
             job.cancel()
             execution = job.execution
