@@ -181,6 +181,10 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
         job = self._machine_call(context, self._qop.running_job, request.machineID)
         return qm_manager_pb2.GetRunningJobResponse(machineID=request.machineID, jobId=job.id if job else "")
 
+    def _is_running(self, job_id: str) -> bool:
+        job = self._qop.jobs.get(job_id)
+        return job is not None and job.status is JobStatus.RUNNING
+
     def _machine_call(self, context, method, *args):
         try:
             return method(*args)
@@ -205,28 +209,18 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
             return frontend_pb2.HaltResponse(ok=False)
 
     def Resume(self, request, context):
-        try:
-            self._qop.resume(request.jobId)
-        except JobNotFound as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        self._machine_call(context, self._qop.resume, request.jobId)  # an unknown job: NOT_FOUND
         return frontend_pb2.ResumeResponse()
 
     def PausedStatus(self, request, context):
-        try:
-            paused = self._qop.is_paused(request.jobId)
-        except JobNotFound as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        paused = self._machine_call(context, self._qop.is_paused, request.jobId)
         return frontend_pb2.PausedStatusResponse(ok=True, isPaused=paused)
 
     def IsJobRunning(self, request, context):
-        job = self._qop.jobs.get(request.jobId)
-        return frontend_pb2.IsJobRunningResponse(jobId=request.jobId,
-                                                 isRunning=job is not None and job.status is JobStatus.RUNNING)
+        return frontend_pb2.IsJobRunningResponse(jobId=request.jobId, isRunning=self._is_running(request.jobId))
 
     def IsJobAcquiringData(self, request, context):
-        job = self._qop.jobs.get(request.jobId)
-        running = job is not None and job.status is JobStatus.RUNNING
-        status = (frontend_pb2.IsJobAcquiringDataResponse.HAS_DATA_TO_ACQUIRE if running
+        status = (frontend_pb2.IsJobAcquiringDataResponse.HAS_DATA_TO_ACQUIRE if self._is_running(request.jobId)
                   else frontend_pb2.IsJobAcquiringDataResponse.ACQUIRE_STOPPED)
         return frontend_pb2.IsJobAcquiringDataResponse(jobId=request.jobId, acquiringStatus=status)
 

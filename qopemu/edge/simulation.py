@@ -31,9 +31,10 @@ from qm.grpc.qm.pb import frontend_pb2, job_results_pb2
 from qopemu.engine.inputs import noise_std_from_power, resolve_wire
 from qopemu.engine.inputs import InputModel
 from qopemu.engine.packed_samples import PackedSamples, SamplesFailed
+from qopemu.engine.timing import CLOCK_NS
 from qopemu import qmconfig
 from qopemu.edge.errors import compiler_messages, config_messages
-from qopemu.platform.errors import JobNotFound, Refused
+from qopemu.platform.errors import Refused
 from qopemu.platform.qop import Qop
 from qopemu.qmconfig import QmConfig
 
@@ -42,7 +43,6 @@ from qopemu.qmconfig import QmConfig
 CHUNK_BYTES = 1 << 20
 
 log = logging.getLogger(__name__)
-CLOCK_NS = 4
 
 
 @dataclass(frozen=True)
@@ -222,10 +222,7 @@ class SimulationHandler:
     ) -> Iterator[bytes]:
         """The samples of a finished simulation, as serialized messages; one ok=false message (the client then asks
         to wait for the job) when the id names no simulation with samples."""
-        try:
-            job = self._qop.job(request.jobId)
-        except JobNotFound:
-            job = None
+        job = self._qop.jobs.get(request.jobId)
         outcome = job.outcome if job is not None and job.is_simulation else None
         if outcome is None or outcome.samples is None:
             yield job_results_pb2.SimulatorSamplesResponse(jobId=request.jobId, ok=False).SerializeToString()
