@@ -45,6 +45,8 @@ _EMPTY = np.zeros(0)
 # calling update_correction will also reset the frame of the oscillator" (qm.qua.update_correction docstring).
 _PHASE_STATEMENTS = ("updateFrequency", "zRotation", "resetFrame", "resetPhase", "fastFrameRotation",
                      "updateCorrection")
+# Statements that name one element (`qe`): the ones that change its phase, and these.
+_ELEMENT_STATEMENTS = ("play", "measure", "setDcOffset", "rampToZero") + _PHASE_STATEMENTS
 _EVENT = "\x00"  # marks a generated line that only exists in the events variant
 _NOT_YET = "not supported by qopemu yet"
 
@@ -230,8 +232,7 @@ class _Generator:
         self.depth -= 1
         self.emit("except _Stop:")
         self.emit("    pass")
-        names = self.layout.vars_for(self.all_elements)
-        self.emit(f"return ({max_expr(names) if names else '0'}), _S")
+        self.emit(f"return ({self._now()}), _S")
 
     def _dec(self, name: str):
         for dec in self.pb.script.variables:
@@ -268,8 +269,7 @@ class _Generator:
         for statement in statements:
             kind = statement.WhichOneof("statement_oneof")
             node = getattr(statement, kind) if kind else None
-            if kind in ("play", "measure", "updateFrequency", "zRotation", "resetFrame", "resetPhase",
-                        "setDcOffset", "rampToZero", "fastFrameRotation", "updateCorrection"):
+            if kind in _ELEMENT_STATEMENTS:
                 found.add(node.qe.name)
             elif kind in ("wait", "align"):
                 names = self._element_names(node.qe)
@@ -335,7 +335,7 @@ class _Generator:
     # -------------------------------------------------------------------------------------- control flow
 
     def _st_if(self, node) -> None:
-        self._implicit_align(self._elements_of([_wrap_if(node)]))
+        self._implicit_align(set().union(*(self._elements_of(body) for body in self._bodies("if", node))))
         branches = [(node.condition, node.body.statements, node.loc)]
         branches += [(e.condition, e.body.statements, e.loc or node.loc) for e in node.elseifs]
         for i, (condition, body, loc) in enumerate(branches):
@@ -1242,15 +1242,6 @@ def _process_names(node) -> str:
     return ",".join(kinds)
 
 
-def _wrap_if(node):
-    """An AnyStatement around an IfStatement, so branch elements are found like any statement's."""
-    from qm.grpc.qm.pb import inc_qua_pb2
-
-    statement = inc_qua_pb2.QuaProgram.AnyStatement()
-    getattr(statement, "if").CopyFrom(node)
-    return statement
-
-
 # ---------------------------------------------------------------------------------------------- library table
 
 
@@ -1387,7 +1378,7 @@ _LIBRARY = {
     ("math", "sin"): _math_float("_sin"),
     ("math", "cos"): _math_float("_cos"),
     ("math", "atan"): _math_float("_atan"),
-    ("math", "atan2"): _math_float("_atan2f", 2),
+    ("math", "atan2"): _math_float("_atan2", 2),
     ("math", "sum"): _vector("sum", None),
     ("math", "max"): _vector("max", None),
     ("math", "min"): _vector("min", None),

@@ -98,9 +98,7 @@ def _fmath(fn, *xs: float) -> int:
     """A Math function on real values, its result as a fixed word (domain errors give 0, poles saturate)."""
     try:
         return fx.fixed_from_float(fn(*xs))
-    except ZeroDivisionError:
-        return fx.fixed_from_float(math.inf)
-    except OverflowError:
+    except (ZeroDivisionError, OverflowError):
         return fx.fixed_from_float(math.inf)
     except ValueError:
         return 0
@@ -168,7 +166,6 @@ _PURE = {
     "_sin": math.sin,
     "_cos": math.cos,
     "_atan": math.atan,
-    "_atan2f": math.atan2,
 }
 
 
