@@ -193,6 +193,11 @@ class Element:
         return tuple(self.multiple_inputs.values())
 
     @property
+    def core_group(self) -> str:
+        """Elements of one group share cores: those naming the same `core`, or the element alone."""
+        return f"core:{self.core}" if self.core else f"element:{self.name}"
+
+    @property
     def cores_needed(self) -> int:
         """Cores the element takes on an OPX+: an IQ pair needs two, anything else one (features guide)."""
         return 2 if self.mixed_inputs is not None else 1
@@ -238,8 +243,7 @@ class QmConfig:
         of them needs); an element without a core name takes cores of its own."""
         groups: dict[str, int] = {}
         for element in self.elements.values():
-            key = f"core:{element.core}" if element.core else f"element:{element.name}"
-            groups[key] = max(groups.get(key, 0), element.cores_needed)
+            groups[element.core_group] = max(groups.get(element.core_group, 0), element.cores_needed)
         return groups
 
     def cores_needed(self) -> int:

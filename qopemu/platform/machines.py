@@ -48,9 +48,8 @@ def cores_by_controller(config: QmConfig) -> dict[str, int]:
     group_controller: dict[str, str] = {}
     for element in config.elements.values():
         ports = element.ports()
-        key = f"core:{element.core}" if element.core else f"element:{element.name}"
         if ports:
-            group_controller.setdefault(key, ports[0].controller)
+            group_controller.setdefault(element.core_group, ports[0].controller)
     totals: dict[str, int] = {}
     for key, cores in config.core_groups().items():
         controller = group_controller.get(key)

@@ -162,7 +162,7 @@ class _AllItems(_Output):
 
     @property
     def nbytes(self) -> int:
-        return self._count * self._item_nbytes() if self._chunks else 0
+        return self._count * self._item_nbytes() if self._chunks else 0  # no item type before the first value
 
     def _item_nbytes(self) -> int:
         t = self.item_type

@@ -185,6 +185,8 @@ class _Queue:
 class _Node:
     """An operator: receives batches through push(), sends its output batches downstream."""
 
+    queues: tuple[_Queue, ...] = ()  # the items an operator holds back count against the job's memory cap
+
     def __init__(self, children: Sequence["_Node"] = ()) -> None:
         self.downstream: Sink = _nowhere
         self.children = list(children)
@@ -196,7 +198,7 @@ class _Node:
         self.downstream(batch)
 
     def pending_nbytes(self) -> int:
-        return sum(c.pending_nbytes() for c in self.children)
+        return sum(q.nbytes for q in self.queues) + sum(c.pending_nbytes() for c in self.children)
 
     def only_last_needed(self) -> None:
         """The consumer keeps only the latest item (a `save` terminal); running reductions can skip
@@ -367,9 +369,7 @@ class _Buffer(_Node):
         self.dims = tuple(dims)
         self.size = math.prod(self.dims)
         self.queue = _Queue()
-
-    def pending_nbytes(self) -> int:
-        return self.queue.nbytes + super().pending_nbytes()
+        self.queues = (self.queue,)
 
     def push(self, batch: Batch) -> None:
         self.queue.append(batch)
@@ -386,10 +386,8 @@ class _BufferAndSkip(_Node):
         self.length = length
         self.skip = skip
         self.queue = _Queue()  # items from the start of the next window on
+        self.queues = (self.queue,)
         self.to_drop = 0  # items still to discard before the next window starts (skip > length)
-
-    def pending_nbytes(self) -> int:
-        return self.queue.nbytes + super().pending_nbytes()
 
     def push(self, batch: Batch) -> None:
         dropped = min(self.to_drop, len(batch))
@@ -441,9 +439,7 @@ class _SkipLast(_Node):
         super().__init__([child])
         self.n = n
         self.queue = _Queue()
-
-    def pending_nbytes(self) -> int:
-        return self.queue.nbytes + super().pending_nbytes()
+        self.queues = (self.queue,)
 
     def push(self, batch: Batch) -> None:
         self.queue.append(batch)
@@ -479,9 +475,6 @@ class _PairStreams(_Node):
         self.queues = (_Queue(), _Queue())
         left.downstream = lambda b: self._side(0, b)
         right.downstream = lambda b: self._side(1, b)
-
-    def pending_nbytes(self) -> int:
-        return sum(q.nbytes for q in self.queues) + super().pending_nbytes()
 
     def _side(self, side: int, batch: Batch) -> None:
         self.queues[side].append(batch)
