@@ -697,6 +697,8 @@ class _Generator:
             length = str(pulse_length)
         if node.HasField("truncate"):
             truncate = self.convert(self.expr(node.truncate, loc, want=INT), INT, loc)
+            if truncate.const is not None and length.isdigit():  # both known: fold, as a constant duration is
+                return str(min(int(length), CLOCK_NS * max(truncate.const, 0)))
             limited = self.fresh("d")
             self.emit(f"{limited} = min({length}, {CLOCK_NS} * max({truncate.src}, 0))")
             length = limited
