@@ -128,13 +128,18 @@ def _check(values: dict, key: str, kind, low: float | None = None, high: float |
                             else f"{where}{key} must be at least {low}, got {value!r}")
 
 
+def _table(data, cls, name: str) -> None:
+    """`data` must be a table whose keys are fields of `cls`; `name` says where it is in the settings."""
+    if not isinstance(data, dict):
+        raise SettingsError(f"{name} must be a table, got {data!r}")
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise SettingsError(f"unknown key(s) in {name}: {', '.join(sorted(unknown))}")
+
+
 def _controller(data, index: int) -> ControllerSpec:
     where = f"controllers[{index}]."
-    if not isinstance(data, dict):
-        raise SettingsError(f"controllers[{index}] must be a table, got {data!r}")
-    unknown = set(data) - {f.name for f in fields(ControllerSpec)}
-    if unknown:
-        raise SettingsError(f"unknown key(s) in controllers[{index}]: {', '.join(sorted(unknown))}")
+    _table(data, ControllerSpec, f"controllers[{index}]")
     _check(data, "name", str, where=where)
     for key in ("analog_outputs", "analog_inputs", "digital_outputs", "digital_inputs", "cores"):
         _check(data, key, int, 0, 64, where=where)
@@ -142,11 +147,7 @@ def _controller(data, index: int) -> ControllerSpec:
 
 
 def _inputs(data) -> InputSettings:
-    if not isinstance(data, dict):
-        raise SettingsError(f"inputs must be a table, got {data!r}")
-    unknown = set(data) - {f.name for f in fields(InputSettings)}
-    if unknown:
-        raise SettingsError(f"unknown key(s) in inputs: {', '.join(sorted(unknown))}")
+    _table(data, InputSettings, "inputs")
     _check(data, "noise_std", (int, float), 0, where="inputs.")
     _check(data, "latency_ns", int, 0, where="inputs.")
     return InputSettings(**{**data, "loopback": _wires(data, "loopback", "analog"),
