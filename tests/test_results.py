@@ -154,3 +154,29 @@ def test_operators_decode_in_the_client(connect):
     assert get("bits").tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert get("means")["value"].tolist() == [1.5, 5.5]
     assert get("window")["value"].tolist() == [2, 3, 4]
+
+
+def test_map_average_without_axis_averages_the_outermost_axis(connect):
+    """`.buffer(nf).buffer(n_avg).map(FUNCTIONS.average())`, as QM's example scripts write it, gives nf values
+    per item: the mean over the n_avg rows. A vector averages to a scalar, a scalar stays itself."""
+    from qm.qua import FUNCTIONS
+
+    qm = connect("alice").open_qm(config(), close_other_machines=False)
+    with program() as prog:
+        n = declare(int)
+        st = declare_stream()
+        with for_(n, 0, n < 24, n + 1):
+            save(n, st)
+        with stream_processing():
+            st.buffer(3).buffer(4).map(FUNCTIONS.average()).save_all("rows")
+            st.buffer(2, 3, 4).map(FUNCTIONS.average()).save("cube")
+            st.buffer(4).map(FUNCTIONS.average()).save_all("vector")
+            st.map(FUNCTIONS.average()).take(2).save_all("scalar")
+    job = qm.queue.add(prog).wait_for_execution()
+    assert job.result_handles.wait_for_all_values(timeout=30)
+    get = lambda name: job.result_handles.get(name).fetch_all()  # noqa: E731
+    # items of 12 values n0..n0+11 as 4 rows of 3: column means are n0 + 4.5, 5.5, 6.5
+    assert get("rows")["value"].tolist() == [[4.5, 5.5, 6.5], [16.5, 17.5, 18.5]]
+    assert get("cube").tolist() == (np.arange(24).reshape(2, 3, 4).mean(axis=0)).tolist()
+    assert get("vector")["value"].tolist() == [1.5, 5.5, 9.5, 13.5, 17.5, 21.5]
+    assert get("scalar")["value"].tolist() == [0.0, 1.0]

@@ -242,7 +242,8 @@ def test_map_average_with_and_without_axis():
         ["saveAll", "both", ["map", ["average", arr(0, 1)], src]],
     ]
     r = run(model, {"r1": range(6)})
-    np.testing.assert_array_equal(values(r, "all"), [2.5])
+    # no axis: the outermost axis of the item, as axis 0 (docs/results.md)
+    np.testing.assert_array_equal(values(r, "all"), [1.5, 2.5, 3.5])
     # one item: the client returns it without the row axis
     np.testing.assert_array_equal(values(r, "ax0"), [1.5, 2.5, 3.5])
     np.testing.assert_array_equal(values(r, "ax1"), [1.0, 4.0])

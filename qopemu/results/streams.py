@@ -491,7 +491,13 @@ class _PairStreams(_Node):
 
 def _average_fn(args: list) -> Callable[[Batch], Batch]:
     if not args:
-        return lambda b: _mean(_numbers(b, "map(average)"), None)
+        # Without an axis the platform averages over an item's outermost axis: public scripts do
+        # `.buffer(nf).buffer(n_avg).map(FUNCTIONS.average())` and plot nf values (docs/results.md).
+        def outermost(b: Batch) -> Batch:
+            x = _numbers(b, "map(average)")
+            return _mean(x, (1,) if x.ndim > 1 else ())
+
+        return outermost
     axes = _int_list(args[0]) if isinstance(args[0], list) else [_int(args[0])]
     # Axes count within an item; the batch adds one in front.
     batch_axes = tuple(a + 1 if a >= 0 else a for a in axes)
@@ -505,9 +511,7 @@ def _average_fn(args: list) -> Callable[[Batch], Batch]:
     return fn
 
 
-def _mean(x: Batch, axes: tuple[int, ...] | None) -> Batch:
-    if axes is None:
-        axes = tuple(range(1, x.ndim))
+def _mean(x: Batch, axes: tuple[int, ...]) -> Batch:
     if not axes:
         return x.astype(FLOAT_DTYPE)
     n = len(x)
