@@ -156,7 +156,7 @@ def test_library_functions(run):
     fixed_values, int_values = run(prog, "fixed", "ints")
     expected = [0.5, 0.375, np.cos(np.pi / 4), 1.0, np.exp(-1.0), np.log(2.0), 0.25, 0.75, -0.5, 0.5, 0.5, 0.375, 2**2.5]
     assert fixed_values == pytest.approx(expected, abs=1e-4)
-    assert int_values.tolist() == [2, 2, 9, 2**27]  # unsafe_cast_int: the raw 4.28 word of 0.5
+    assert int_values.tolist() == [2, 2, 9 - 28, 2**27]  # unsafe_cast_int: the raw 4.28 word of 0.5
 
 
 def test_float_literals_where_ints_are_wanted_are_cast_like_the_platform(run, server):
@@ -186,3 +186,32 @@ def test_float_literals_where_ints_are_wanted_are_cast_like_the_platform(run, se
     assert [p.length for p in plays] == [100, 100]
     assert plays[1].timestamp - plays[0].timestamp == 100 + 400
     assert plays[1].current_intermediate_frequency == pytest.approx(4e6)
+
+
+def test_math_msb_counts_from_the_fixed_point_for_ints_and_fixeds(run):
+    """Math.msb is floor(log2|x|) on a fixed and floor(log2|x|) - 28 on an int: one rule on the 32-bit word, the
+    one py-qua-tools' VoltageGateSequence relies on (`1 << (29 + Math.msb(n))`). msb(0): 0 for an int, -28 for a
+    fixed, as documented. The sign does not matter."""
+    with program() as prog:
+        n = declare(int)
+        x = declare(fixed)
+        k = declare(int)
+        ints = declare_stream()
+        fixeds = declare_stream()
+        for value in (0, 1, -1, 2, 3, 1024, 1023, -1024, 2012, 2**30, -(2**31)):
+            assign(n, value)
+            assign(k, Math.msb(n))
+            save(k, ints)
+        for value in (0.0, 1.0, -1.0, 0.5, 0.1, 4.0, 7.5, -8.0, 2**-28):
+            assign(x, value)
+            assign(k, Math.msb(x))
+            save(k, fixeds)
+        assign(n, 2012)
+        assign(k, 1 << (29 + Math.msb(n)))  # VoltageGateSequence's compensation length: the power of 2 above n
+        save(k, ints)
+        with stream_processing():
+            ints.save_all("ints")
+            fixeds.save_all("fixeds")
+    int_values, fixed_values = run(prog, "ints", "fixeds")
+    assert int_values.tolist() == [0, -28, -28, -27, -27, -18, -19, -18, -18, 2, 3, 2048]
+    assert fixed_values.tolist() == [-28, 0, 0, -1, -4, 2, 2, 3, -28]

@@ -56,3 +56,39 @@ def test_interrupt_on_close_style_halt(qmm, close_other_machines):
     job = qm.execute(prog)
     job.halt()
     assert job.status in ("canceled", "completed")
+
+
+def test_voltage_gate_sequence_compensation_pulse(qmm):
+    """py-qua-tools' VoltageGateSequence with a QUA duration derives its compensation pulse in real time: its length
+    is `1 << (29 + Math.msb(n))`, the power of two above the int n, which needs the platform's msb of an int
+    (floor(log2 n) - 28). The pulse must then cancel the sequence's area (py-qua-tools' own simulation tests accept
+    1 %)."""
+    from qm.qua import declare, program
+    from qualang_tools.voltage_gates import VoltageGateSequence
+
+    cfg = {
+        "controllers": {"con1": {"analog_outputs": {1: {"offset": 0.0}}}},
+        "elements": {"P1": {"singleInput": {"port": ("con1", 1)}, "sticky": {"analog": True, "duration": 4},
+                            "operations": {}}},
+        "pulses": {},
+        "waveforms": {},
+    }
+    seq = VoltageGateSequence(cfg, ["P1"])
+    with program() as prog:
+        duration = declare(int, value=1000)
+        seq.add_step(level=[0.2], duration=duration)
+        seq.add_compensation_pulse(max_amplitude=0.1)
+        seq.ramp_to_zero()
+    job = qmm.simulate(cfg, prog, SimulationConfig(duration=1500))
+    samples = np.asarray(job.get_simulated_samples().con1.analog["1"], np.float64)
+    # The area in units of 1/1024 V.ns: 1000 ns at 0.2 V (204799 in 4.28 arithmetic) plus the 16 ns ramp to 0 V
+    # (1638); the exact compensation length at 0.1 V is 2015 ns, played for the power of 2 above it, 2048 ns,
+    # at 0.1 V * 2015 / 2048.
+    amplitude = -0.1 * 2015 / 2048
+    plateau = np.isclose(samples, amplitude, atol=1e-5)
+    first = int(np.argmax(plateau))
+    assert 2032 <= plateau.sum() <= 2048 and plateau[first:first + 2032].all()
+    assert (samples < -1e-3).sum() < 2048 + 32  # the ramps into and out of it are 16 ns each
+    positive = samples[samples > 0].sum()
+    assert positive == pytest.approx(200, rel=0.01)
+    assert abs(samples.sum()) < 0.01 * positive

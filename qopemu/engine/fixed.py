@@ -60,9 +60,14 @@ def fixed_div(a: int, b: int) -> int:
 
 
 def msb(x: int, is_fixed: bool) -> int:
-    """Math.msb: floor(log2(|x|)); msb(0) is 0 for an int and -28 for a fixed (qm.qua.lib.Math.MSB docstring)."""
+    """Math.msb: the index of the top bit of |word| counted from the fixed point, floor(log2|x|) for a fixed.
+
+    The platform applies that one rule to the 32-bit word whatever its type, so an int gives floor(log2|x|) - 28:
+    py-qua-tools' VoltageGateSequence (run on hardware) computes `1 << (29 + Math.msb(n))` as the power of two
+    above the int n. msb(0) is the documented value (qm.qua.lib.Math.MSB docstring): 0 for an int, -28 for a fixed.
+    See docs/engine.md.
+    """
     magnitude = abs(x)
     if magnitude == 0:
         return -FRAC_BITS if is_fixed else 0
-    bit = magnitude.bit_length() - 1
-    return bit - FRAC_BITS if is_fixed else bit
+    return magnitude.bit_length() - 1 - FRAC_BITS
