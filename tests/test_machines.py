@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 from qm.exceptions import OpenQmException
@@ -39,6 +41,7 @@ def test_port_conflict_refused_naming_port_and_holder(connect, first_shareable, 
         qmm.open_qm(single_element_config({1: {"shareable": second_shareable}}), close_other_machines=False)
     text = str(refused.value)
     assert "con1" in text and "analog_outputs" in text and holder.id in text
+    assert "cannot be used because it isn't shareable in other QM." in text  # the platform's sentence, full stop
     assert qmm.list_open_qms() == [holder.id]
 
 
@@ -149,3 +152,43 @@ def test_another_client_process_sees_the_same_qm(server, connect):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1].split() == [qm.id, "0.25", "True"]  # the client logs to stdout first
+
+
+def test_qm_session_waits_for_a_held_port_and_opens_once_it_is_freed(server, connect):
+    """py-qua-tools' qm_session, the tool labs use to share an OPX, retries open_qm while the refusal says the port
+    "cannot be used because it isn't shareable in other QM." (polling every 0.2 s) and raises on anything else."""
+    holder = connect("alice").open_qm(single_element_config({1: {}}), close_other_machines=False)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from configs import single_element_config
+        from qm import QuantumMachinesManager
+        from qualang_tools.multi_user import qm_session
+        qmm = QuantumMachinesManager("{server.host}", {server.port}, connection_headers={{"x-qop-user": "bob"}})
+        with qm_session(qmm, single_element_config({{1: {{}}}}), timeout=30) as qm:
+            print("opened", qm.id, flush=True)
+    """)
+    waiter = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        seen = []
+        for line in waiter.stdout:  # the client logs to stdout; qm_session says once that it waits
+            seen.append(line)
+            if "QOP is busy" in line:
+                break
+        else:
+            pytest.fail("qm_session never waited:\n" + "".join(seen))
+        time.sleep(0.6)  # three more polls, all refused
+        assert waiter.poll() is None and "opened" not in "".join(seen)
+        assert connect("carol").list_open_qms() == [holder.id]
+        holder.close()
+        freed = time.monotonic()
+        opened = next((line for line in waiter.stdout if line.startswith("opened")), None)
+        waited = time.monotonic() - freed
+        assert opened is not None, "qm_session did not open the QM once the port was free"
+        assert waited < 1.0  # one 0.2 s poll after the port is free, plus the open itself
+        assert opened.split()[1] != holder.id
+        assert waiter.wait(30) == 0
+    finally:
+        waiter.kill()
+        waiter.wait()

@@ -136,11 +136,12 @@ class Machines:
         for ref, qm in self._port_conflicts(config, excluding):
             why = ("its config does not mark it shareable" if mine[ref].shareable
                    else "this config does not mark it shareable")
-            # The first sentence is the wording QM's own multi-user helper (py-qua-tools qm_session) matches.
+            # The first sentence, full stop included, is the platform's wording that QM's own multi-user helper
+            # (py-qua-tools qm_session) matches to wait for the port instead of failing.
             problems.append(ConfigProblem(
                 f"controllers.{ref.controller}.{ref.kind}.{ref.number}",
                 f"{ref.kind} port ('{ref.controller}', {ref.number}) cannot be used because it isn't shareable in "
-                f"other QM: quantum machine '{qm.id}' holds it, and {why}.",
+                f"other QM. Quantum machine '{qm.id}' holds it, and {why}.",
                 "port-conflict",
             ))
         for controller, needed in cores_by_controller(config).items():
