@@ -263,6 +263,16 @@ def from_pb(pb, platform_ports: dict[str, dict[str, int]] | None = None) -> QmCo
     if not pb.HasField("v1beta"):
         raise ConfigError([ConfigProblem("", "only QuaConfig v1beta (QOP 2.x) configs are supported by qopemu")])
     v1 = pb.v1beta
+    opx1000 = _opx1000_signs(v1)
+    if opx1000:  # alone: the OPX+ checks would only add errors that follow from the platform mismatch
+        raise ConfigError([ConfigProblem(
+            "controllers",
+            "this config is for an OPX1000: " + "; ".join(opx1000) + ". This qopemu server emulates an OPX+ "
+            "(QOP 2.x) only. An OPX+ config declares its ports directly under controllers.<name> (analog_outputs, "
+            "analog_inputs, digital_outputs, digital_inputs; no 'fems') and elements address them as "
+            "(controller, port).",
+            "controller",
+        )])
     problems: list[ConfigProblem] = []
     controllers = _controllers(v1)
     waveforms = {name: _waveform(name, w) for name, w in v1.waveforms.items()}
@@ -291,6 +301,64 @@ def from_pb(pb, platform_ports: dict[str, dict[str, int]] | None = None) -> QmCo
 def controller_names(pb) -> set[str]:
     """The controllers a `QuaConfig` message declares, before any validation."""
     return set(pb.v1beta.controllers) | set(pb.v1beta.controlDevices)
+
+
+# The client's FEM declarations (FEMTypes oneof) other than the OPX+ itself, by the names users know them by.
+_FEM_NAMES = {"octo_dac": "LF-FEM", "microwave": "MW-FEM", "bb_fem": "BB-FEM"}
+# The FEM number the client gives a port written as (controller, port) (qm.api.models.capabilities.OPX_FEM_IDX).
+_OPX_PLUS_FEM = 1
+_PORT_REFERENCES = {"DacPortReference", "AdcPortReference", "PortReference"}
+
+
+def _opx1000_signs(v1) -> list[str]:
+    """What in a config can only be meant for an OPX1000, as the 1.4 client serialises it: controllers with `fems`
+    (sent as LF-FEM / MW-FEM declarations instead of an OPX+ one), a controller typed 'opx1000', MW-FEM element
+    ports (MWInput / MWOutput), and element ports written (controller, FEM, port) with a FEM other than 1 (a FEM
+    of 1 is what the client sends for an OPX+ (controller, port), so it tells nothing)."""
+    signs = []
+    for name in sorted(v1.controlDevices):
+        fems = v1.controlDevices[name].fems
+        declared = [f"{number}: {_FEM_NAMES[fems[number].WhichOneof('fem_type_one_of')]}" for number in sorted(fems)
+                    if fems[number].WhichOneof("fem_type_one_of") in _FEM_NAMES]
+        if declared:
+            signs.append(f"controller '{name}' declares FEMs ({', '.join(declared)})")
+    for name in sorted(set(v1.controllers) | set(v1.controlDevices)):
+        declarations = [v1.controllers[name]] if name in v1.controllers else []
+        declarations += [fem.opx for fem in v1.controlDevices[name].fems.values() if fem.HasField("opx")]
+        if any(dec.type == "opx1000" for dec in declarations):
+            signs.append(f"controller '{name}' has type 'opx1000'")
+    microwave = [name for name in sorted(v1.elements) if v1.elements[name].HasField("microwaveInput")
+                 or v1.elements[name].HasField("microwaveOutput")]
+    if microwave:
+        signs.append(f"elements {', '.join(repr(n) for n in microwave)} use MW-FEM ports (MWInput / MWOutput)")
+    on_fems = {}
+    for name in sorted(v1.elements):
+        for ref in _port_references(v1.elements[name]):
+            if ref.fem not in (0, _OPX_PLUS_FEM):
+                on_fems.setdefault(name, (ref.controller, ref.fem, ref.number))
+    if on_fems:
+        examples = ", ".join(f"'{name}' {ref}" for name, ref in on_fems.items())
+        signs.append(f"elements address ports as (controller, FEM, port): {examples}")
+    return signs
+
+
+def _port_references(message):
+    """Every port reference inside a message (an element: its inputs, outputs, digital inputs and outputs)."""
+    for field_desc, value in message.ListFields():
+        entry = field_desc.message_type
+        if entry is None:
+            continue
+        if entry.GetOptions().map_entry:
+            values = value.values() if entry.fields_by_name["value"].message_type else []
+        elif hasattr(value, "DESCRIPTOR"):  # one message
+            values = [value]
+        else:  # a repeated field
+            values = value
+        for item in values:
+            if item.DESCRIPTOR.name in _PORT_REFERENCES:
+                yield item
+            else:
+                yield from _port_references(item)
 
 
 def _controllers(v1) -> dict[str, Controller]:

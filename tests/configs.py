@@ -97,3 +97,62 @@ def rabi_config() -> dict:
     result = config()
     result["elements"]["resonator"]["outputs"] = {"out1": ("con1", 1), "out2": ("con1", 2)}
     return result
+
+
+def opx1000_config() -> dict:
+    """An OPX1000 config as QM's OPX1000 examples write it: an LF-FEM (flux line, readout trigger) in slot 1 and a
+    MW-FEM (qubit drive, resonator in and out) in slot 2, ports addressed (controller, FEM, port)."""
+    lf, mw = 1, 2
+    return {
+        "controllers": {
+            "con1": {
+                "type": "opx1000",
+                "fems": {
+                    lf: {
+                        "type": "LF",
+                        "analog_outputs": {1: {"offset": 0.0, "delay": 0, "sampling_rate": 1e9,
+                                               "upsampling_mode": "pulse", "output_mode": "direct"}},
+                        "digital_outputs": {1: {}},
+                    },
+                    mw: {
+                        "type": "MW",
+                        "analog_outputs": {
+                            1: {"band": 2, "full_scale_power_dbm": -11, "upconverters": {1: {"frequency": 5.0e9}}},
+                            2: {"band": 1, "full_scale_power_dbm": -11, "upconverters": {1: {"frequency": 4.0e9}}},
+                        },
+                        "digital_outputs": {},
+                        "analog_inputs": {1: {"band": 1, "downconverter_frequency": 4.0e9}},
+                    },
+                },
+            }
+        },
+        "elements": {
+            "flux": {"singleInput": {"port": ("con1", lf, 1)}, "operations": {"const": "flux_pulse"}},
+            "qubit": {"MWInput": {"port": ("con1", mw, 1), "upconverter": 1}, "intermediate_frequency": 100e6,
+                      "operations": {"x180": "x180_pulse"}},
+            "resonator": {
+                "MWInput": {"port": ("con1", mw, 2), "upconverter": 1},
+                "MWOutput": {"port": ("con1", mw, 1)},
+                "intermediate_frequency": 50e6,
+                "time_of_flight": 28,
+                "smearing": 0,
+                "digitalInputs": {"switch": {"port": ("con1", lf, 1), "delay": 57, "buffer": 18}},
+                "operations": {"readout": "readout_pulse"},
+            },
+        },
+        "pulses": {
+            "flux_pulse": {"operation": "control", "length": 100, "waveforms": {"single": "const_wf"}},
+            "x180_pulse": {"operation": "control", "length": 40, "waveforms": {"I": "const_wf", "Q": "zero_wf"}},
+            "readout_pulse": {
+                "operation": "measurement",
+                "length": READOUT_LEN,
+                "waveforms": {"I": "const_wf", "Q": "zero_wf"},
+                "integration_weights": {"cos": "cosine_weights", "sin": "sine_weights"},
+                "digital_marker": "ON",
+            },
+        },
+        "waveforms": copy.deepcopy({k: BASE["waveforms"][k] for k in ("const_wf", "zero_wf")}),
+        "digital_waveforms": copy.deepcopy(BASE["digital_waveforms"]),
+        "integration_weights": copy.deepcopy({k: BASE["integration_weights"][k]
+                                              for k in ("cosine_weights", "sine_weights")}),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -9,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from qm.exceptions import OpenQmException
+from qm import SimulationConfig
+from qm.exceptions import FailedToExecuteJobException, OpenQmException
+from qm.qua import play, program
 
-from configs import config, single_element_config
+from configs import config, opx1000_config, single_element_config
 
 
 def test_handshake_version_and_controllers(qmm):
@@ -192,3 +195,30 @@ def test_qm_session_waits_for_a_held_port_and_opens_once_it_is_freed(server, con
     finally:
         waiter.kill()
         waiter.wait()
+
+
+OPX1000_REFUSAL = ("this config is for an OPX1000: controller 'con1' declares FEMs (1: LF-FEM, 2: MW-FEM); elements "
+                   "'qubit', 'resonator' use MW-FEM ports (MWInput / MWOutput); elements address ports as "
+                   "(controller, FEM, port): 'qubit' ('con1', 2, 1), 'resonator' ('con1', 2, 2). This qopemu server "
+                   "emulates an OPX+ (QOP 2.x) only.")
+
+
+def test_an_opx1000_config_is_refused_with_one_error_saying_the_server_emulates_an_opx_plus(qmm):
+    with pytest.raises(OpenQmException) as refused:
+        qmm.open_qm(opx1000_config(), close_other_machines=False)
+    errors = refused.value.config_validation_formatted_errors + refused.value.physical_validation_formatted_errors
+    assert len(errors) == 1
+    assert errors[0].startswith('CONFIG ERROR in key "controllers" [controller] : ' + OPX1000_REFUSAL)
+    assert qmm.list_open_qms() == []
+
+
+def test_an_opx1000_config_is_refused_by_simulate_with_the_same_error(qmm, caplog):
+    with program() as prog:
+        play("const", "flux")
+        play("x180", "qubit")
+    with caplog.at_level(logging.ERROR, logger="qm"), pytest.raises(FailedToExecuteJobException):
+        qmm.simulate(opx1000_config(), prog, SimulationConfig(duration=100))
+    # The client raises without text and logs the server's messages: one, this one
+    server_messages = [r.getMessage() for r in caplog.records if r.name.startswith("qm")
+                       and r.levelno == logging.ERROR and not r.getMessage().startswith("Job ")]
+    assert len(server_messages) == 1 and server_messages[0].startswith(OPX1000_REFUSAL)
