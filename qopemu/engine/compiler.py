@@ -194,8 +194,9 @@ class _Generator:
 
     def _prelude(self) -> None:
         self.lines.append("def _program(_rt):")
-        for name in ("save", "save_adc", "pause", "read_input_stream", "get_io", "set_io"):
+        for name in ("save", "save_adc", "read_input_stream", "get_io", "set_io"):
             self.emit(f"_{name} = _rt.host.{name}")
+        self.emit("_pause = _rt.pause")
         self.emit("_ev = _rt.record")
         self.emit("_corr = getattr(_rt.host, 'corrections', {})")
         self.emit("_mt = _rt.max_time")

@@ -64,7 +64,14 @@ class RunSummary:
 
 
 class _Stop(Exception):
-    """Raised by the generated code once the simulation horizon is passed."""
+    """Raised by the generated code once the simulation horizon is passed, or where a simulated program holds."""
+
+
+def _hold() -> None:
+    """`pause()` in a simulation: nobody can resume a simulation, so the program stays where it paused until the
+    simulated duration is over. The outputs do what the hardware's do while it waits: a sticky element keeps its
+    level (a run that stops records no final ramp), anything else is back at its offset."""
+    raise _Stop
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -201,6 +208,7 @@ class _Context:
     record: object
     max_time: int
     acquirers: list
+    pause: object  # what `pause()` does: the host's pause, or holding a simulation there
 
 
 # ------------------------------------------------------------------------------------------------------ run
@@ -216,7 +224,8 @@ def run(
     waveform_overrides: dict[str, np.ndarray] | None = None,
     seed: int | None = None,
 ) -> RunSummary:
-    """Execute `compiled` to its end (or until every timeline passed `max_time_ns`).
+    """Execute `compiled` to its end (or until every timeline passed `max_time_ns`, which makes the run a
+    simulation: it also ends at a `pause()`).
 
     Events are produced when `record_events` (kept in the summary) or `inputs.needs_events` (fed to the input
     source as they happen, so a loopback sees pulses before the measure that reads them). `waveform_overrides`
@@ -249,7 +258,9 @@ def run(
         _PhaseResetEvent=ev.PhaseResetEvent,
     )
     exec(compiled.code(with_events), namespace)
-    context = _Context(host, record, _NO_LIMIT if max_time_ns is None else max_time_ns, acquirers)
+    simulation = max_time_ns is not None
+    context = _Context(host, record, max_time_ns if simulation else _NO_LIMIT, acquirers,
+                       _hold if simulation else host.pause)
     duration, statements = namespace["_program"](context)
     return RunSummary(duration_ns=duration, events=events, statements=statements)
 
