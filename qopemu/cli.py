@@ -17,7 +17,8 @@ def _serve(args) -> int:
 
     try:
         settings = settings_module.load(args.config, host=args.host, port=args.port, workers=args.workers,
-                                        realtime=True if args.realtime else None)
+                                        realtime=True if args.realtime else None,
+                                        simulation_samples="float32" if args.float32_samples else None)
     except settings_module.SettingsError as exc:
         print(f"qopemu: {exc}", file=sys.stderr)
         return 2
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", default=None, help="TOML settings file (see qopemu/settings.py)")
     serve.add_argument("--workers", type=int, default=None, help="warm worker processes (default 2)")
     serve.add_argument("--realtime", action="store_true", help="pace jobs to the hardware time they represent")
+    serve.add_argument("--float32-samples", action="store_true",
+                       help="send simulated analog samples as float32 (faster) instead of the platform's float64")
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser("demo", help="start an embedded server and play the multi-user story")

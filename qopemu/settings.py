@@ -8,6 +8,7 @@ Example `qopemu.toml` (every key is optional)::
     results_memory_cap_mb = 1024  # per job (results, or a simulation's samples); more fails with a clear error
     realtime = false              # pace jobs to the hardware time they represent
     simulation_timeout_s = 120    # a simulation that computes longer without reaching its duration fails
+    simulation_samples = "float64"  # simulated analog samples: "float64" (the platform's) or "float32" (faster)
 
     [[controllers]]               # default: one OPX+ named con1
     name = "con1"
@@ -41,6 +42,10 @@ OPX_PLUS_DIGITAL_INPUTS = 10
 OPX_PLUS_CORES = 18
 
 
+# Formats of simulated analog samples: float64 as the platform returns them, float32 to halve the bytes.
+SIMULATION_SAMPLES = ("float64", "float32")
+
+
 @dataclass(frozen=True)
 class ControllerSpec:
     name: str = "con1"
@@ -69,6 +74,7 @@ class Settings:
     results_memory_cap_mb: int = 1024
     realtime: bool = False
     simulation_timeout_s: float = 120.0
+    simulation_samples: str = "float64"  # the format of simulated analog samples: "float64" or "float32"
     inputs: InputSettings = InputSettings()
 
 
@@ -101,6 +107,9 @@ def from_dict(data: dict) -> Settings:
     _check(values, "results_memory_cap_mb", int, 1)
     _check(values, "realtime", bool)
     _check(values, "simulation_timeout_s", (int, float), 0.001)
+    if values.get("simulation_samples", "float64") not in SIMULATION_SAMPLES:
+        raise SettingsError(f"simulation_samples must be one of {', '.join(map(repr, SIMULATION_SAMPLES))}, got "
+                            f"{values['simulation_samples']!r}")
     if "users" in values:
         users = values["users"]
         if not isinstance(users, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in users.items()):

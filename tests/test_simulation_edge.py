@@ -137,7 +137,7 @@ def test_samples_stream_as_one_header_then_data_chunks(config):
     assert messages[0].WhichOneof("body") == "header" and messages[0].header.countOfItems == 40_000
     assert all(m.WhichOneof("body") == "data" for m in messages[1:])
     sizes = [len(m.data.data) for m in messages[1:]]
-    assert len(sizes) > 1 and max(sizes) <= CHUNK_BYTES and sum(sizes) == 40_000 * (10 * 4 + 10)
+    assert len(sizes) > 1 and max(sizes) <= CHUNK_BYTES and sum(sizes) == 40_000 * (10 * 8 + 10)
 
 
 @pytest.mark.parametrize("size", [0, 1, 127, 128, 300_000, CHUNK_BYTES])

@@ -98,7 +98,7 @@ def test_every_declared_port_has_exactly_duration_samples(config):
     out = render([], config, 1000)
     assert sorted(out.analog) == [("con1", p) for p in range(1, 11)]
     assert sorted(out.digital) == [("con1", p) for p in range(1, 11)]
-    assert all(a.shape == (1000,) and a.dtype == np.float32 for a in out.analog.values())
+    assert all(a.shape == (1000,) and a.dtype == np.float64 for a in out.analog.values())
     assert all(d.shape == (1000,) and d.dtype == bool for d in out.digital.values())
     assert not render([], config, 10, include_analog=False).analog
     assert not render([], config, 10, include_digital=False).digital

@@ -11,7 +11,7 @@ Wire facts (shared/protocol/QOP2-PROTOCOL.md §7, checked against qm-qua 1.4.1 `
 - `noisePower` is a variance in V².
 - Samples: one header (`simpleDType`: plain JSON list of `[column, dtype]`, `countOfItems` rows), then `data`
   chunks (of any size) that together hold the packed row-major records; every message has ok=true. Columns are
-  `"<controller>:analog:<port>"` (`<f4`, volts: see engine/waveforms.py SAMPLE_DTYPE) and `"<controller>:digital:<port>"` (`|b1`).
+  `"<controller>:analog:<port>"` (`<f8` volts, or `<f4` by setting: engine/packed_samples.py) and `"<controller>:digital:<port>"` (`|b1`).
 """
 
 from __future__ import annotations

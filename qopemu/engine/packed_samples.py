@@ -13,9 +13,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-# Analog samples are float32 volts: the OPX+ DAC has 16 bits over [-0.5, 0.5), and float32's 24-bit mantissa holds
-# each of its levels exactly, so float64 would only double the bytes to compute, move and decode.
-ANALOG_WIRE_DTYPE = "<f4"
+# Analog samples are float64 volts, as the platform's simulator returns them (docs/simulation.md, "Sample format").
+# float32 is a server setting (`simulation_samples`) that halves the bytes to render, send and decode.
+ANALOG_WIRE_DTYPES = {"float64": "<f8", "float32": "<f4"}
 DIGITAL_WIRE_DTYPE = "|b1"
 
 
@@ -23,9 +23,11 @@ class SamplesFailed(Exception):
     """The samples will never be complete (rendering failed, or the worker died)."""
 
 
-def records_dtype(columns: Sequence[tuple[str, str, int]]) -> np.dtype:
-    """The record of one sample time: a `<controller>:<kind>:<port>` field per column, the names the client splits."""
-    return np.dtype([(f"{c}:{kind}:{port}", ANALOG_WIRE_DTYPE if kind == "analog" else DIGITAL_WIRE_DTYPE)
+def records_dtype(columns: Sequence[tuple[str, str, int]], analog: str = "float64") -> np.dtype:
+    """The record of one sample time: a `<controller>:<kind>:<port>` field per column, the names the client splits;
+    `analog` is the analog samples' format (a key of ANALOG_WIRE_DTYPES)."""
+    analog_dtype = ANALOG_WIRE_DTYPES[analog]
+    return np.dtype([(f"{c}:{kind}:{port}", analog_dtype if kind == "analog" else DIGITAL_WIRE_DTYPE)
                      for c, kind, port in columns])
 
 
@@ -33,10 +35,10 @@ class PackedSamples:
     """`rows` records of `columns`, received as consecutive byte parts. Thread-safe: the worker's reader adds
     parts while any number of pulls read them."""
 
-    def __init__(self, columns: list[tuple[str, str, int]], rows: int):
+    def __init__(self, columns: list[tuple[str, str, int]], rows: int, analog: str = "float64"):
         self.columns = columns  # (controller, "analog" | "digital", port), in record order
         self.rows = rows
-        self.dtype = records_dtype(columns)
+        self.dtype = records_dtype(columns, analog)
         self.nbytes = rows * self.dtype.itemsize
         self._parts: list[memoryview] = []
         self._received = 0
@@ -44,8 +46,9 @@ class PackedSamples:
         self._changed = threading.Condition()
 
     @classmethod
-    def complete(cls, columns: list[tuple[str, str, int]], rows: int, data: bytes) -> "PackedSamples":
-        samples = cls(columns, rows)
+    def complete(cls, columns: list[tuple[str, str, int]], rows: int, data: bytes, analog: str = "float64"
+                 ) -> "PackedSamples":
+        samples = cls(columns, rows, analog)
         samples.add(data)
         return samples
 

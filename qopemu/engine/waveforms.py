@@ -55,12 +55,13 @@ FILTER_RANGE = (-0.5, 0.5 - 2.0**-16)
 
 # A batch of same-shaped events is rendered this many samples at a time, to bound the temporary arrays.
 _BATCH_SAMPLES = 1 << 16
-# Pulses whose phase rotations (cos, sin) agree this closely start at the same phase: 1e-9 is far below the
-# resolution of a float32 sample, and covers the rounding of phases accumulated over a long program.
+# Pulses whose phase rotations (cos, sin) agree this closely start at the same phase: 1e-9 is far below the DAC's
+# resolution (2^-16 V), and covers the rounding of phases accumulated over a long program.
 _SAME_PHASE = 1e-9
 
-# Analog samples are float32 volts, rendered and sent as such (engine/packed_samples.py says why).
-SAMPLE_DTYPE = np.float32
+# Analog samples are rendered in the format they are sent in (engine/packed_samples.py ANALOG_WIRE_DTYPES): float64
+# volts by default, float32 when the server's `simulation_samples` setting asks for it.
+SAMPLE_DTYPES = {"float64": np.float64, "float32": np.float32}
 
 PortKey = tuple[str, int]
 Column = tuple[str, str, int]  # (controller, "analog" | "digital", port)
@@ -80,7 +81,7 @@ def record_columns(analog: Iterable[PortKey], digital: Iterable[PortKey]) -> lis
 class OutputSamples:
     """What the output ports play over a window, one sample per ns. Keys are (controller, port number)."""
 
-    analog: dict[PortKey, np.ndarray]  # float32 volts (SAMPLE_DTYPE)
+    analog: dict[PortKey, np.ndarray]  # volts, in the synthesiser's sample format
     digital: dict[PortKey, np.ndarray]  # bool
 
     def pack_into(self, records: np.ndarray) -> None:
@@ -90,13 +91,13 @@ class OutputSamples:
             controller, kind, port = name.split(":")
             records[name] = (self.analog if kind == "analog" else self.digital)[(controller, int(port))]
 
-    def packed(self) -> PackedSamples:
-        """All ports as one complete block of records."""
+    def packed(self, analog: str = "float64") -> PackedSamples:
+        """All ports as one complete block of records, analog samples in the `analog` format."""
         columns = record_columns(self.analog, self.digital)
         rows = len(next(iter(self.analog.values()), next(iter(self.digital.values()), ())))
-        records = np.zeros(rows, dtype=records_dtype(columns))
+        records = np.zeros(rows, dtype=records_dtype(columns, analog))
         self.pack_into(records)
-        return PackedSamples.complete(columns, rows, records.tobytes())
+        return PackedSamples.complete(columns, rows, records.tobytes(), analog)
 
 
 def render(
@@ -118,9 +119,10 @@ class WindowedRender:
     renders a window as it renders the whole (pulses across the edges, FIR history, sticky levels, DC offsets).
     A port with an IIR filter remembers all it ever played, so then one window covers the whole run."""
 
-    def __init__(self, events: Iterable[object], config: QmConfig, duration_ns: int):
+    def __init__(self, events: Iterable[object], config: QmConfig, duration_ns: int, analog: str = "float64"):
         self.duration_ns = max(0, int(duration_ns))
-        self._synth = Synthesizer(config)
+        self.analog = analog  # the analog samples' format, a key of SAMPLE_DTYPES
+        self._synth = Synthesizer(config, SAMPLE_DTYPES[analog])
         self.columns = record_columns(((p.controller, p.number) for p in self._synth.analog_ports),
                                       ((p.controller, p.number) for p in self._synth.digital_ports))
         analog = [p for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
@@ -155,14 +157,15 @@ class _Modulated:
     """One pulse shape at one frequency, per analog port: out[k] = cos(phi) * parts[0, k] + sin(phi) * parts[1, k]."""
 
     ports: tuple[PortRef, ...]
-    parts: tuple[np.ndarray, ...]  # per port, a (2, length) SAMPLE_DTYPE array: the cos part, then the sin part
+    parts: tuple[np.ndarray, ...]  # per port, a (2, length) array of samples: the cos part, then the sin part
 
 
 class Synthesizer:
     """Renders event lists against one config; keeps pulse shapes cached across calls (loopback renders many windows)."""
 
-    def __init__(self, config: QmConfig):
+    def __init__(self, config: QmConfig, dtype: type = np.float64):
         self.config = config
+        self.dtype = dtype  # of the analog samples
         self._modulated: dict[tuple, _Modulated] = {}
         self._markers: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, bool]] = {}
         analog = [p for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
@@ -260,7 +263,7 @@ class Synthesizer:
         window_start -= history
         window_length += history
         sources = {q for p in ports for q, _ in self.crosstalk[p]}
-        buffers = {q: np.zeros(window_length, dtype=SAMPLE_DTYPE) for q in sources}
+        buffers = {q: np.zeros(window_length, dtype=self.dtype) for q in sources}
         elements = self.config.elements
         for name in set(plays) | set(ramps):
             element = elements[name]
@@ -287,7 +290,7 @@ class Synthesizer:
             offset = self._offsets(port, offsets, start - delays[port], length)
             if offset is not None:
                 samples = samples + offset  # not in place: another port's crosstalk may read this buffer
-            out[(port.controller, port.number)] = samples.astype(SAMPLE_DTYPE, copy=False)
+            out[(port.controller, port.number)] = samples.astype(self.dtype, copy=False)
         return out
 
     def _offsets(
@@ -361,8 +364,8 @@ class Synthesizer:
             # Pulses back to back that all start at the same phase (a frequency commensurate with the pulse length,
             # as in continuous playing) repeat one row of samples: add it to every pulse's slice at once.
             same_phase = tiled and np.ptp(cos) < _SAME_PHASE and np.ptp(sin) < _SAME_PHASE
-            rotations = np.stack([cos, sin], axis=1).astype(SAMPLE_DTYPE)
-            values_2d = np.empty((1 if same_phase else len(part), n), dtype=SAMPLE_DTYPE)
+            rotations = np.stack([cos, sin], axis=1).astype(self.dtype)
+            values_2d = np.empty((1 if same_phase else len(part), n), dtype=self.dtype)
             for port, parts in zip(shape.ports, shape.parts):
                 if port not in buffers:
                     continue
@@ -389,7 +392,7 @@ class Synthesizer:
         shape = self._modulated_shape(element, event)
         k0, k1 = max(0, window_start - event.start), min(event.length, window_end - event.start)
         phase = TWO_PI * (event.phase % 1.0)
-        rotation = np.array([np.cos(phase), np.sin(phase)], dtype=SAMPLE_DTYPE)
+        rotation = np.array([np.cos(phase), np.sin(phase)], dtype=self.dtype)
         at = event.start + k0 - window_start
         for port, parts in zip(shape.ports, shape.parts):
             if port in buffers:
@@ -405,7 +408,7 @@ class Synthesizer:
             ports, outputs = self._to_ports(element, carrier, event.correction)
             # cos(phi) and sin(phi) parts of Re/Im(carrier * e^{i phi}), pushed through the port mapping.
             _, rotated = self._to_ports(element, carrier * 1j, event.correction)
-            shape = _Modulated(ports, tuple(np.stack(pair).astype(SAMPLE_DTYPE) for pair in zip(outputs, rotated)))
+            shape = _Modulated(ports, tuple(np.stack(pair).astype(self.dtype) for pair in zip(outputs, rotated)))
             self._modulated[key] = shape
         return shape
 

@@ -62,6 +62,7 @@ class JobRequest:
     inputs: InputModel = InputModel()
     realtime: bool = False
     simulate_ns: int | None = None  # a simulation: run this long and send back the output samples
+    simulation_samples: str = "float64"  # their analog format (settings.simulation_samples)
     waveform_report: bool = False  # simulations: also describe each pulse played (costs as much as rendering)
 
 
@@ -168,8 +169,8 @@ class Execution:
                     self._sink.on_io(message[1], message[2])
                 elif kind == "simulated":
                     # The program has run, so the job's outcome is known; its samples follow, window after window.
-                    duration_ns, statements, columns, rows, report = message[1:]
-                    samples = PackedSamples(columns, rows)
+                    duration_ns, statements, columns, rows, analog, report = message[1:]
+                    samples = PackedSamples(columns, rows, analog)
                     simulated = samples, memoryview(b"")  # failed below if the block never comes
                     self._deliver(Outcome("completed", duration_ns=duration_ns, statements=statements,
                                           samples=samples, waveform_report=report))  # the reply goes out now
@@ -460,12 +461,14 @@ def _hand_over_samples(request: JobRequest, host: _WorkerHost, summary: runtime.
     """Announce the simulation's outcome and its samples' layout, then render and pack the samples into the shared
     block window after window, saying how far the block is filled after each: the server streams a window to the
     client while the next one renders."""
-    rendering = waveforms.WindowedRender(summary.events, request.config, request.simulate_ns)
+    rendering = waveforms.WindowedRender(summary.events, request.config, request.simulate_ns,
+                                         request.simulation_samples)
     report = (waveform_report.build_waveform_report(summary.events, request.config, request.simulate_ns)
               if request.waveform_report else None)
-    dtype = records_dtype(rendering.columns)
+    dtype = records_dtype(rendering.columns, rendering.analog)
     block = host.blocks.allocate(rendering.rows * dtype.itemsize)
-    host.post(("simulated", summary.duration_ns, summary.statements, rendering.columns, rendering.rows, report),
+    host.post(("simulated", summary.duration_ns, summary.statements, rendering.columns, rendering.rows,
+               rendering.analog, report),
               then=host.blocks.send)
     if dtype.itemsize:
         records = np.frombuffer(block, dtype=dtype, count=rendering.rows)

@@ -270,8 +270,8 @@ class Qop:
         ports = config.declared_ports()
         outputs = {kind: [(p.ref.controller, p.ref.number) for p in ports if p.ref.kind == kind]
                    for kind in (qmconfig.ANALOG_OUTPUTS, qmconfig.DIGITAL_OUTPUTS)}
-        row_bytes = records_dtype(record_columns(outputs[qmconfig.ANALOG_OUTPUTS],
-                                                 outputs[qmconfig.DIGITAL_OUTPUTS])).itemsize
+        row_bytes = records_dtype(record_columns(outputs[qmconfig.ANALOG_OUTPUTS], outputs[qmconfig.DIGITAL_OUTPUTS]),
+                                  self.settings.simulation_samples).itemsize
         cap = self.settings.results_memory_cap_mb << 20
         if duration_ns * row_bytes > cap:
             raise Refused(f"a simulation of {duration_ns // 4} clock cycles on {len(ports)} ports takes "
@@ -289,7 +289,7 @@ class Qop:
         self.jobs.add(job)
         job.load()
         request = JobRequest(job_id=job.id, program=compiled, config=config, inputs=wiring, simulate_ns=duration_ns,
-                             waveform_report=waveform_report)
+                             simulation_samples=self.settings.simulation_samples, waveform_report=waveform_report)
         run_job(job, request, self._pool, self.settings, on_io=lambda number, value: None,
                 timeout_s=self.settings.simulation_timeout_s)
         self.jobs.keep_samples(job)
