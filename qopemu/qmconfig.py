@@ -618,17 +618,31 @@ def _check_pulse(config: QmConfig, pulse: Pulse) -> list[ConfigProblem]:
         if weights is None:
             problems.append(ConfigProblem(path, f"integration weights '{name}' are not defined in "
                                                 "'integration_weights'", "pulse"))
-            continue
-        for part, segments in (("cosine", weights.cosine), ("sine", weights.sine)):
-            total = sum(length for _, length in segments)
-            if segments and total != pulse.length:
-                problems.append(ConfigProblem(
-                    f"integration_weights.{name}.{part}",
-                    f"segments last {total} ns but pulse '{pulse.name}' is {pulse.length} ns long", "pulse"))
     if pulse.integration_weights and not pulse.is_measurement:
         problems.append(ConfigProblem(f"{base}.integration_weights", "only measurement pulses have integration "
                                                                      "weights", "pulse"))
     return problems
+
+
+def notes(config: QmConfig) -> list[str]:
+    """What a valid config does that its author may not expect, for the QM's open warnings.
+
+    Integration weights whose length differs from their pulse's are accepted, as the platform accepts them: QM's
+    readout-optimisation scripts make the weights longer than the pulse on purpose, to integrate the resonator's
+    ringdown (docs/engine.md). A measurement integrates over the weights' own length.
+    """
+    found = []
+    for pulse in config.pulses.values():
+        for key, name in pulse.integration_weights.items():
+            weights = config.integration_weights.get(name)
+            if weights is None:
+                continue
+            lengths = {sum(length for _, length in part) for part in (weights.cosine, weights.sine) if part}
+            if lengths - {pulse.length}:
+                found.append(f"pulses.{pulse.name}.integration_weights.{key}: integration weights '{name}' last "
+                             f"{'/'.join(map(str, sorted(lengths)))} ns but the pulse is {pulse.length} ns long; "
+                             f"a measurement with them integrates {max(lengths)} ns")
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -122,6 +122,23 @@ def test_config_errors_are_all_reported_with_their_key_paths(qmm):
     assert qmm.list_open_qms() == []
 
 
+def test_weights_shorter_than_an_unused_pulse_open_with_a_warning(qmm, caplog):
+    """QM's configs give a long readout pulse the readout's weights without ever measuring with it; the platform
+    opens such a QM. qopemu opens it too and says what the mismatch means in an open warning."""
+    cfg = config()
+    cfg["pulses"]["long_readout_pulse"] = dict(cfg["pulses"]["readout_pulse"], length=2000,
+                                               integration_weights={"cos": "cosine_weights"})
+    cfg["elements"]["resonator"]["operations"]["long_readout"] = "long_readout_pulse"
+    with caplog.at_level("WARNING", logger="qm"):
+        qm = qmm.open_qm(cfg, close_other_machines=False)
+    assert qmm.list_open_qms() == [qm.id]
+    warnings = [r.getMessage() for r in caplog.records if "Open QM ended with warning" in r.getMessage()]
+    assert warnings == [
+        "Open QM ended with warning 0: pulses.long_readout_pulse.integration_weights.cos: integration weights "
+        "'cosine_weights' last 1000 ns but the pulse is 2000 ns long; a measurement with them integrates 1000 ns"
+    ]
+
+
 def test_unknown_controller_is_refused(qmm):
     bad = single_element_config({1: {}})
     bad["controllers"]["con2"] = {"analog_outputs": {1: {}}}

@@ -47,7 +47,6 @@ def test_all_problems_reported_at_once():
     c["pulses"]["const_pulse"]["waveforms"]["I"] = "missing_wf"
     c["pulses"]["const_pulse"]["length"] = 102
     c["pulses"]["readout_pulse"]["digital_marker"] = "missing_marker"
-    c["integration_weights"]["sine_weights"]["sine"] = [(1.0, 500)]
     c["mixers"]["mixer_qubit"][0]["correction"] = (3, 0, 0, 1)
     problems = problems_of(c)
     assert "port ('con1', 7) is not declared" in problems["elements.resonator.inputs"]
@@ -55,7 +54,6 @@ def test_all_problems_reported_at_once():
     assert "waveform 'missing_wf'" in problems["pulses.const_pulse.waveforms.I"]
     assert "multiple of 4" in problems["pulses.const_pulse.length"]
     assert "missing_marker" in problems["pulses.readout_pulse.digital_marker"]
-    assert "500 ns" in problems["integration_weights.sine_weights.sine"]
     assert "outside the range" in problems["mixers.mixer_qubit[0].correction"]
 
 

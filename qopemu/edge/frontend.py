@@ -109,8 +109,9 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
             return qm_manager_pb2.OpenQuantumMachineResponse(success=False,
                                                              physicalValidationErrors=physical_messages(exc.problems))
         log.info("%s opened %s", self._identity.caller(context), qm.id)
-        warnings = [qm_manager_pb2.OpenQmWarning(code=0, message=f"closed quantum machine {qm_id} "
-                                                                 "(close_other_machines=True)") for qm_id in closed]
+        messages = [f"closed quantum machine {qm_id} (close_other_machines=True)" for qm_id in closed]
+        messages += qmconfig.notes(qm.config)
+        warnings = [qm_manager_pb2.OpenQmWarning(code=0, message=message) for message in messages]
         return qm_manager_pb2.OpenQuantumMachineResponse(machineID=qm.id, success=True, openQmWarnings=warnings)
 
     def ListOpenQuantumMachines(self, request, context):
