@@ -252,3 +252,32 @@ def test_an_element_correction_changes_what_the_outputs_play():
         qmm.close_all_qms()
     assert measured[0] == pytest.approx(0.2 * 100 / 4096, rel=1e-3)
     assert measured[1] == pytest.approx(measured[0] / 2, rel=3e-3)  # up to the 12-bit ADC step
+
+
+def test_a_server_wire_from_an_output_the_qm_does_not_declare_carries_nothing():
+    """The settings' wiring is the lab's cabling, shared by every QM: output 9 is wired to input 1, but this QM does
+    not declare output 9, so it adds 0 V to what input 1 sees (it used to fail the job with a bare PortRef)."""
+    import qopemu
+    from qm import QuantumMachinesManager
+    from qm.qua import integration, measure, play
+    from qopemu.settings import InputSettings, Settings
+
+    cfg = config()
+    cfg["elements"]["qubit"]["intermediate_frequency"] = 0
+    cfg["mixers"]["mixer_qubit"] = [{"intermediate_frequency": 0, "lo_frequency": 5e9, "correction": (1, 0, 0, 1)}]
+    with program() as prog:
+        x = declare(fixed)
+        st = declare_stream()
+        play("cw", "qubit")  # 0.2 V on I (output 1) for 100 ns
+        measure("readout", "resonator", None, integration.full("cos", x, "out1"))
+        save(x, st)
+        with stream_processing():
+            st.save("x")
+    wiring = InputSettings(loopback=(("con1", 1, "con1", 1), ("con1", 9, "con1", 1)))
+    with qopemu.Server(Settings(inputs=wiring)) as server:
+        qmm = QuantumMachinesManager(server.host, server.port)
+        job = qmm.open_qm(cfg, close_other_machines=False).execute(prog)
+        assert job.result_handles.wait_for_all_values(timeout=30)
+        assert job.status == "completed", job.execution_report()
+        assert job.result_handles.get("x").fetch_all() == pytest.approx(0.2 * 100 / 4096, rel=1e-3)
+        qmm.close_all_qms()

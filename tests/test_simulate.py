@@ -140,6 +140,19 @@ def test_a_simulation_that_does_not_compile_is_refused(qmm, caplog):
     assert any("nowhere" in r.getMessage() for r in caplog.records)
 
 
+def test_a_loopback_from_an_undeclared_port_is_refused_naming_the_port(qmm, caplog):
+    with program() as prog:
+        play("const", "a")
+    for wire, problem in ((("con1", 7, "con1", 1), "analog output 7 of con1 is not declared in the config"),
+                          (("con2", 1, "con1", 1), "controller con2 is not declared in the config")):
+        caplog.clear()
+        with pytest.raises(FailedToExecuteJobException):
+            qmm.simulate(CONFIG, prog, SimulationConfig(duration=100,
+                                                         simulation_interface=LoopbackInterface([wire])))
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert f"loopback from ({wire[0]!r}, {wire[1]}): {problem}" in errors, errors
+
+
 def test_a_two_controller_config_simulates_on_a_one_controller_server(qmm):
     config = copy.deepcopy(CONFIG)
     config["controllers"]["con2"] = {"analog_outputs": {1: {"offset": 0.0}}}

@@ -126,9 +126,11 @@ class Loopback(_AnalogOnly):
         self.latency_ns = latency_ns
         self._synth = Synthesizer(config)
         self._routes: dict[tuple[str, int], list[PortRef]] = {}
+        declared = config.used_ports()
         for from_controller, from_port, to_controller, to_port in connections:
             source = PortRef(from_controller, ANALOG_OUTPUTS, from_port)
-            self._routes.setdefault((to_controller, to_port), []).append(source)
+            if source in declared:  # a server-wide wire from an output this QM does not declare carries 0 V
+                self._routes.setdefault((to_controller, to_port), []).append(source)
         # Every output a wired (declared) port plays, crosstalk included, comes from these ports' elements.
         crosstalk = self._synth.crosstalk
         feeding = {q for sources in self._routes.values() for source in sources if source in crosstalk
@@ -246,6 +248,13 @@ def resolve_wire(config: QmConfig, wire: tuple[str, int, int, str, int, int]) ->
     what does not resolve."""
     from_controller, _, from_port, to_controller, _, to_port = wire
     if from_port != -1:
+        # The wire's source is an output the program plays: one the config does not declare has nothing on it.
+        if from_controller not in config.controllers:
+            raise ValueError(f"loopback from ({from_controller!r}, {from_port}): controller {from_controller} is "
+                             f"not declared in the config")
+        if PortRef(from_controller, ANALOG_OUTPUTS, from_port) not in config.controllers[from_controller].ports:
+            raise ValueError(f"loopback from ({from_controller!r}, {from_port}): analog output {from_port} of "
+                             f"{from_controller} is not declared in the config")
         return from_controller, from_port, to_controller, to_port
     sender = config.elements.get(from_controller)
     receiver = config.elements.get(to_controller)
