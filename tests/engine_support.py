@@ -8,6 +8,7 @@ from qm.program import load_config
 
 from qopemu import qmconfig
 from qopemu.engine.compiler import compile_program
+from qopemu.engine.timing import PROGRAM_START_NS
 
 READOUT_LEN = 1000
 IF_QUBIT = 100e6
@@ -105,6 +106,16 @@ def program_pb(prog):
 
 def compile_qua(prog, config=None):
     return compile_program(program_pb(prog), config or make_config())
+
+
+def from_program_start(events: list, host: "RecordingHost | None" = None) -> list:
+    """Events (and a host's save times), shifted in place so that times count from the program's first instruction
+    rather than from the start of the job (engine/timing.py PROGRAM_START_NS): the timeline rules read easier so."""
+    for event in events:
+        event.start -= PROGRAM_START_NS
+    if host is not None:
+        host.times = {tag: [t - PROGRAM_START_NS for t in times] for tag, times in host.times.items()}
+    return events
 
 
 class RecordingHost:

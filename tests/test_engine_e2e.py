@@ -49,7 +49,7 @@ def test_update_correction_changes_the_iq_outputs_and_the_report(qmm):
         play("cw", "iq")
         update_correction("iq", c, 0.5, -0.5, 1.25)
         play("cw", "iq")
-    job = qmm.simulate(CONFIG, prog, SimulationConfig(duration=100, include_analog_waveforms=True))
+    job = qmm.simulate(CONFIG, prog, SimulationConfig(duration=200, include_analog_waveforms=True))
     samples = job.get_simulated_samples().con1.analog
     on = _on(samples["1"])
     start = on[0]
@@ -61,7 +61,7 @@ def test_update_correction_changes_the_iq_outputs_and_the_report(qmm):
     assert np.allclose(out_q[100:], (-0.5 * i + 1.25 * q)[100:])
     report = job.get_simulated_waveform_report()
     corrections = sorted((w.timestamp, tuple(w.current_correction_elements)) for w in report.analog_waveforms)
-    assert corrections == [(0, (1.0, 0.0, 0.0, 1.0))] * 2 + [(100, (0.75, 0.5, -0.5, 1.25))] * 2
+    assert corrections == [(start, (1.0, 0.0, 0.0, 1.0))] * 2 + [(start + 100, (0.75, 0.5, -0.5, 1.25))] * 2
 
 
 def test_a_sticky_level_holds_through_trailing_waits_then_ramps_back(qmm):

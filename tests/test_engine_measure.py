@@ -14,6 +14,7 @@ from qm.qua import (
 from qopemu.engine.compiler import CompileError
 from qopemu.engine.events import PlayEvent
 from qopemu.engine.runtime import run
+from qopemu.engine.timing import PROGRAM_START_NS
 from engine_support import RecordingHost, SilentInputs, compile_qua, make_config
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -115,7 +116,7 @@ def test_raw_adc_trace_and_offset():
     run(compiled, host, SilentInputs())
     assert compiled.stream_kinds == {"atr_r1": "adc"}
     (tag1, in1, trace1, t1), (tag2, in2, trace2, _) = host.adc
-    assert (tag1, in1, tag2, in2, t1) == ("atr_r1", 1, "atr_r1", 2, 0)
+    assert (tag1, in1, tag2, in2, t1) == ("atr_r1", 1, "atr_r1", 2, PROGRAM_START_NS)
     assert trace1.dtype == np.int16 and len(trace1) == 1000
     assert set(trace1.tolist()) == {-410} and set(trace2.tolist()) == {0}  # -round(0.1 V * 4096)
 

@@ -18,13 +18,14 @@ from qopemu.engine.compiler import CompileError, compile_program
 from qopemu.engine.runtime import run
 from qopemu.engine.waveform_report import build_waveform_report
 from qopemu.engine.waveforms import render
-from engine_support import IF_QUBIT, RecordingHost, SilentInputs, compile_qua, make_config
+from qopemu.engine.timing import PROGRAM_START_NS
+from engine_support import IF_QUBIT, RecordingHost, SilentInputs, compile_qua, from_program_start, make_config
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def events_of(prog, **kw) -> list:
-    return run(compile_qua(prog), RecordingHost(), SilentInputs(), record_events=True, **kw).events
+    return from_program_start(run(compile_qua(prog), RecordingHost(), SilentInputs(), record_events=True, **kw).events)
 
 
 def plays(events: list, element: str) -> list[ev.PlayEvent]:
@@ -120,7 +121,7 @@ def test_a_sticky_element_keeps_its_level_when_the_simulation_stops_first():
         with for_(n, 0, n < 1000, n + 1):
             play("const", "flux")
             ramp_to_zero("flux")
-    ramps = [e.start for e in events_of(prog, max_time_ns=100) if isinstance(e, ev.RampToZeroEvent)]
+    ramps = [e.start for e in events_of(prog, max_time_ns=PROGRAM_START_NS + 100) if isinstance(e, ev.RampToZeroEvent)]
     assert ramps == [16, 52, 88]  # the program's own ramps, and no final one: it has not ended
     with program() as holding:
         play("const", "flux")

@@ -12,7 +12,8 @@ from qm.qua import (
 
 from qopemu.engine.events import AcquisitionEvent, DcOffsetEvent, PhaseResetEvent, PlayEvent, RampToZeroEvent
 from qopemu.engine.runtime import run
-from engine_support import IF_QUBIT, IF_RES, READOUT_LEN, RecordingHost, SilentInputs, compile_qua
+from qopemu.engine.timing import PROGRAM_START_NS
+from engine_support import IF_QUBIT, IF_RES, READOUT_LEN, RecordingHost, SilentInputs, compile_qua, from_program_start
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -20,6 +21,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 def execute(prog, **kw):
     host = RecordingHost()
     summary = run(compile_qua(prog), host, SilentInputs(), record_events=True, **kw)
+    from_program_start(summary.events, host)
     return host, summary
 
 
@@ -47,7 +49,7 @@ def test_play_wait_align_and_save_timestamps():
     r = plays(summary, "resonator")
     assert [(e.start, e.length) for e in q] == [(0, 40), (156, 40), (196, 20)]
     assert [(e.start, e.length) for e in r] == [(0, 100), (140, 100)]
-    assert summary.duration_ns == 256
+    assert summary.duration_ns == PROGRAM_START_NS + 256
 
 
 def test_implicit_align_in_loops_and_branches():
@@ -121,7 +123,7 @@ def test_conditional_play_takes_its_time():
             play("pi", "qubit", condition=n > 1)
     _, summary = execute(prog)
     assert [e.start for e in plays(summary)] == [80, 120]
-    assert summary.duration_ns == 160
+    assert summary.duration_ns == PROGRAM_START_NS + 160
 
 
 def test_timestamp_stream_in_clock_cycles():
@@ -130,4 +132,5 @@ def test_timestamp_stream_in_clock_cycles():
         play("pi", "qubit")
         play("pi", "qubit", timestamp_stream=ts)
     host, _ = execute(prog)
-    assert host.saved["r1"] == [10] and host.times["r1"] == [40]
+    # in cycles from the one origin of every time: the job's start
+    assert host.saved["r1"] == [(PROGRAM_START_NS + 40) // 4] and host.times["r1"] == [40]

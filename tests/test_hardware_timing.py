@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 from qm import SimulationConfig
-from qm.qua import assign, declare, declare_stream, pause, play, program, save, stream_processing
+from qm.qua import assign, declare, declare_stream, pause, play, program, save, stream_processing, wait
+
+LEAD_IN = 208  # ns: where QM's simulated samples show a program's first pulse
 
 CONFIG = {
     "controllers": {"con1": {"analog_outputs": {i: {"offset": 0.0} for i in range(1, 4)},
@@ -17,9 +19,17 @@ CONFIG = {
               "operations": {"const": "const_pulse"}},
         "dc": {"singleInput": {"port": ("con1", 3)}, "intermediate_frequency": 0, "sticky": {"analog": True},
                "operations": {"const": "const_pulse"}},
+        "ro": {"singleInput": {"port": ("con1", 2)}, "intermediate_frequency": 0,
+               "operations": {"readout": "readout_pulse"}, "outputs": {"out1": ("con1", 1)},
+               "time_of_flight": 24, "smearing": 0},
     },
-    "pulses": {"const_pulse": {"operation": "control", "length": 100, "waveforms": {"single": "const_wf"}}},
-    "waveforms": {"const_wf": {"type": "constant", "sample": 0.25}},
+    "pulses": {
+        "const_pulse": {"operation": "control", "length": 100, "waveforms": {"single": "const_wf"}},
+        "readout_pulse": {"operation": "measurement", "length": 400, "waveforms": {"single": "zero_wf"},
+                          "integration_weights": {"ones": "ones_w"}},
+    },
+    "waveforms": {"const_wf": {"type": "constant", "sample": 0.25}, "zero_wf": {"type": "constant", "sample": 0.0}},
+    "integration_weights": {"ones_w": {"cosine": [(1.0, 400)], "sine": [(0.0, 400)]}},
 }
 
 
@@ -51,3 +61,38 @@ def test_a_simulation_holds_at_pause_for_its_duration_with_the_results_saved_so_
     assert np.all(dc[start:] == np.float32(0.25))
     job.result_handles.wait_for_all_values()
     assert job.result_handles.get("n").fetch_all()["value"].tolist() == [7]
+
+
+def _first_pulse_program():
+    with program() as prog:
+        n = declare(int, value=3)
+        ts = declare_stream()
+        st = declare_stream()
+        wait(10, "a")
+        play("const", "a", timestamp_stream=ts)
+        save(n, st)
+        with stream_processing():
+            ts.save_all("ts")
+            st.with_timestamps().save_all("st")
+    return prog
+
+
+def test_the_program_starts_after_the_platform_lead_in_and_every_time_counts_from_one_origin(qmm):
+    job = qmm.simulate(CONFIG, _first_pulse_program(), SimulationConfig(duration=200, include_analog_waveforms=True))
+    a = job.get_simulated_samples().con1.analog["1"]
+    assert _on(a)[0] == LEAD_IN + 40 and _on(a).size == 100  # the wait stays exact to the sample
+    report = job.get_simulated_waveform_report()
+    assert [(w.timestamp, w.length) for w in report.analog_waveforms] == [(LEAD_IN + 40, 100)]
+    job.result_handles.wait_for_all_values()
+    assert job.result_handles.get("ts").fetch_all()["value"].tolist() == [(LEAD_IN + 40) // 4]  # clock cycles
+    saved = job.result_handles.get("st").fetch_all()
+    assert saved["value"] == 3 and saved["timestamp"] == LEAD_IN + 140  # ns
+
+
+def test_an_executed_job_shares_the_lead_in(qmm):
+    qm = qmm.open_qm(CONFIG)
+    job = qm.execute(_first_pulse_program())
+    job.result_handles.wait_for_all_values()
+    assert job.result_handles.get("ts").fetch_all()["value"].tolist() == [(LEAD_IN + 40) // 4]
+    assert job.result_handles.get("st").fetch_all()["timestamp"] == LEAD_IN + 140
+

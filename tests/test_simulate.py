@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from qm import LoopbackInterface, SimulationConfig
 from qm.exceptions import FailedToExecuteJobException
+from qopemu.engine.timing import PROGRAM_START_NS
 from qm.qua import (align, amp, declare, declare_stream, demod, fixed, frame_rotation_2pi, measure, play, program,
                     reset_phase, save, stream_processing, wait)
 
@@ -66,7 +67,7 @@ def test_wait_and_amplitude(qmm):
     with program() as prog:
         wait(25, "a")  # 100 ns
         play("const" * amp(0.5), "a")
-    a = qmm.simulate(CONFIG, prog, SimulationConfig(duration=100)).get_simulated_samples().con1.analog["1"]
+    a = qmm.simulate(CONFIG, prog, SimulationConfig(duration=200)).get_simulated_samples().con1.analog["1"]
     on = _on(a)
     assert on[0] - _on(a)[0] == 0 and on.size == 100
     assert np.allclose(a[on], 0.1)
@@ -236,11 +237,13 @@ def test_users_simulating_at_once_each_get_their_own_samples_window_by_window(co
         results = list(users.map(simulate_and_pull, range(4)))
     for user_index, (a1, osc1, a2, osc2) in enumerate(results):
         level = 0.05 * (user_index + 1)
-        assert a1.size == 4 * cycles and np.allclose(a1, level, atol=1e-6)  # "a" plays back to back throughout
+        lead = PROGRAM_START_NS  # the program starts after the hardware's lead-in
+        assert a1.size == 4 * cycles and not a1[:lead].any()
+        assert np.allclose(a1[lead:], level, atol=1e-6)  # "a" plays back to back throughout
         assert np.array_equal(a1, a2) and np.array_equal(osc1, osc2)
         assert np.isclose(np.abs(osc1).max(), level, atol=1e-6)
-        t = np.arange(osc1.size)
-        assert np.allclose(osc1, level * np.cos(2 * np.pi * 25e6 * 1e-9 * t), atol=1e-5)
+        t = np.arange(osc1.size - lead)
+        assert np.allclose(osc1[lead:], level * np.cos(2 * np.pi * 25e6 * 1e-9 * t), atol=1e-5)
 
 
 def test_a_worker_that_dies_while_rendering_fails_the_pull_instead_of_hanging():

@@ -26,7 +26,7 @@ from google.protobuf.json_format import MessageToDict
 from qopemu.engine import fixed as fx
 from qopemu.engine.acquisition import DigitalInput, DigitalProcess, MeasureSpec, ProcessSpec, Term
 from qopemu.engine.runtime import pure_helpers
-from qopemu.engine.timing import CLOCK_NS, TimelineLayout, max_expr
+from qopemu.engine.timing import CLOCK_NS, PROGRAM_START_NS, TimelineLayout, max_expr
 from qopemu.engine.waveforms import alignment_delay_ns
 from qopemu.qmconfig import QmConfig
 
@@ -212,10 +212,11 @@ class _Generator:
             else:
                 self.emit(f"{var.local} = {init[0] if init else zero!r}")
         for t in self.layout.all_vars():
-            self.emit(f"{t} = 0")
+            self.emit(f"{t} = {PROGRAM_START_NS}")
         for name, i in self.dynamic_phase.items():
             element = self.config.elements[name]
-            self.emit(f"F{i} = {float(element.intermediate_frequency)!r}; P{i} = 0.0; R{i} = 0; Z{i} = 0.0")
+            self.emit(f"F{i} = {float(element.intermediate_frequency)!r}; P{i} = 0.0; R{i} = {PROGRAM_START_NS}; "
+                      f"Z{i} = 0.0")
         for i in self.dynamic_correction.values():
             self.emit(f"C{i} = None")  # the config's mixer matrix until update_correction
         self.emit("try:")
@@ -445,7 +446,7 @@ class _Generator:
 
     def _now(self) -> str:
         names = self.layout.vars_for(self.all_elements)
-        return max_expr(names) if names else "0"
+        return max_expr(names) if names else str(PROGRAM_START_NS)
 
     def _st_pause(self, node) -> None:
         # pause halts the whole program: every element resumes together (QM docs, features.md "Pause")
@@ -520,8 +521,9 @@ class _Generator:
         """Oscillator phase (cycles, in [0, 1)) of `element` at `time_src` ns."""
         i = self.dynamic_phase.get(element)
         if i is None:
+            # oscillators start with the program: phase 0 at its first instruction
             rate = float(self.config.elements[element].intermediate_frequency) * 1e-9
-            return f"({rate!r} * ({time_src})) % 1.0" if rate else "0.0"
+            return f"({rate!r} * (({time_src}) - {PROGRAM_START_NS})) % 1.0" if rate else "0.0"
         return f"(P{i} + F{i} * 1e-9 * (({time_src}) - R{i}) + Z{i}) % 1.0"
 
     def _st_updateFrequency(self, node) -> None:
@@ -724,7 +726,8 @@ class _Generator:
         return rates, repr(times)
 
     def _timestamp(self, label: str, start: str, loc: str) -> None:
-        # timestamp_stream: the start of the command in clock cycles since the program started (features.md)
+        # timestamp_stream: the start of the command in clock cycles (features.md), from the one origin of all times
+        # (timing.PROGRAM_START_NS)
         self._stream_kind(label, INT, loc)
         self.emit(f"_save({label!r}, 'int', {start} // {CLOCK_NS}, {start})")
 

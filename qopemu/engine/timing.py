@@ -11,7 +11,8 @@ at the beginning of the flow-control branch, both before the statement and at th
 which is the deterministic case of the guide), so it is timing-neutral. A clock cycle is 4 ns
 (Guides/qua_ref.md); `wait`, `duration` and `truncate` are given in cycles.
 
-The generated program keeps one local int per timeline (ns since the start of the job). This module names those
+The generated program keeps one local int per timeline (ns since the start of the job; the program itself starts
+`PROGRAM_START_NS` later). This module names those
 locals and emits the small snippets that move them; the compiler decides when.
 """
 
@@ -22,6 +23,15 @@ from typing import Iterable
 from qopemu.qmconfig import Element
 
 CLOCK_NS = 4
+
+# ---- What the hardware's own work costs: every latency the engine models, in one place, with its evidence.
+
+# The program's first instruction reaches the outputs this long after the job starts: QM's simulated samples show an
+# idle lead-in before the first pulse. Read off the plots of qua-libs Tutorials/intro-to-timing (four programs whose
+# first pulse starts at once: it rises 208 ns, +-5 ns, after sample 0 in each). Every time the engine keeps, and so
+# every sample index, waveform report time, save and play timestamp and loopback window, counts from the same
+# origin, sample 0 of a simulation; executed jobs run the same engine and share it.
+PROGRAM_START_NS = 208
 
 
 class TimelineLayout:
