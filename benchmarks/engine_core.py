@@ -59,6 +59,9 @@ class ListHost:
     def set_io(self, number, value):
         pass
 
+    def runtime_error(self, code, message):
+        raise RuntimeError(message)
+
 
 class NoiseOnly:
     noise_std = 0.002

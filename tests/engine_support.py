@@ -126,6 +126,7 @@ class RecordingHost:
         self.times: dict[str, list] = {}
         self.adc: list[tuple[str, int, np.ndarray, int]] = []
         self.pauses = 0
+        self.errors: list[tuple[int, str]] = []
         self.inputs = {k: list(v) for k, v in (inputs or {}).items()}
         self.io = dict(io or {1: 0, 2: 0})
 
@@ -148,6 +149,9 @@ class RecordingHost:
 
     def set_io(self, number, value):
         self.io[number] = value
+
+    def runtime_error(self, code, message):
+        self.errors.append((code, message))
 
 
 class SilentInputs:

@@ -239,13 +239,30 @@ def test_pause_input_streams_and_io():
     assert host.io[2] == 43
 
 
-def test_runtime_errors_name_the_statement():
+def test_an_array_access_out_of_range_goes_on_and_is_reported_once_per_statement():
     with program() as prog:
-        arr = declare(int, size=3)
-        i = declare(int, value=5)
-        assign(arr[i], 1)
-    with pytest.raises(QuaRuntimeError, match="out of range"):
-        execute(prog)
+        arr = declare(int, value=[1, 2, 3])
+        flags = declare(bool, value=[True])
+        i = declare(int)
+        x = declare(int)
+        b = declare(bool)
+        with for_(i, 2, i < 6, i + 1):
+            assign(arr[i], 7)  # arr[2] = 7, the writes to 3..5 are dropped
+            assign(x, arr[i])  # 7, then 0, 0, 0
+            save(x, "x")
+        assign(b, flags[i])
+        save(b, "b")
+        save(arr[0], "first")
+    host, _ = execute(prog)
+    assert list(host.saved.values()) == [[7, 0, 0, 0], [False], [1]]
+    assert [code for code, _ in host.errors] == [2001, 2001, 2001]
+    assert "index 3 is out of range for array" in host.errors[0][1]
+    assert "the value is not written" in host.errors[0][1]
+    assert "the read gives 0" in host.errors[1][1]
+    assert "the read gives False" in host.errors[2][1]
+
+
+def test_runtime_errors_name_the_statement():
     with program() as prog2:
         i = declare(int, value=0)
         j = declare(int)

@@ -40,16 +40,15 @@ def test_halt_stops_an_infinite_loop_within_100_ms(qm, server):
 
 def test_runtime_error_fails_the_job_with_a_report_and_the_server_lives_on(qm):
     with program() as prog:
-        a = declare(int, value=[1, 2, 3])
-        i = declare(int, value=7)
+        i = declare(int, value=0)
         x = declare(int)
-        assign(x, a[i])
+        assign(x, 7 / i)
     job = qm.queue.add(prog)
     deadline = time.time() + 30
     while (status := job.status) != "error":
         assert time.time() < deadline and status in ("pending", "loading", "running")
         time.sleep(0.01)
-    with pytest.raises(ErrorJobStateError, match="index 7 is out of range for array"):
+    with pytest.raises(ErrorJobStateError, match="division by zero"):
         job.wait_for_execution()
     follow = qm.queue.add(tagged(4)).wait_for_execution(timeout=30)
     follow.result_handles.wait_for_all_values(timeout=30)
@@ -281,3 +280,37 @@ def test_a_server_wire_from_an_output_the_qm_does_not_declare_carries_nothing():
         assert job.status == "completed", job.execution_report()
         assert job.result_handles.get("x").fetch_all() == pytest.approx(0.2 * 100 / 4096, rel=1e-3)
         qmm.close_all_qms()
+
+
+def test_an_array_read_out_of_range_goes_on_and_the_report_names_its_line(qm):
+    """The platform does not stop a job on an out-of-range array access (QM docs, Guides/error.md); qopemu goes on
+    too: the read gives 0, the write is dropped, and the execution report names each statement once."""
+    import sys
+
+    with program() as prog:
+        a = declare(int, value=[1, 2, 3])
+        i = declare(int)
+        x = declare(int)
+        st = declare_stream()
+        with for_(i, 1, i < 5, i + 1):
+            read_line = sys._getframe().f_lineno + 1
+            assign(x, a[i])
+            save(x, st)
+            write_line = sys._getframe().f_lineno + 1
+            assign(a[i + 1], 9)
+        save(a[2], st)
+        with stream_processing():
+            st.save_all("x")
+    job = qm.queue.add(prog).wait_for_execution(timeout=30)
+    assert job.result_handles.wait_for_all_values(timeout=30)
+    assert job.status == "completed"
+    # a[1] = 2; a[2] = 9 (written by i = 1); then reads of a[3], a[4] give 0; writes to a[3..5] are dropped
+    assert job.result_handles.get("x").fetch_all(check_for_errors=False)["value"].tolist() == [2, 9, 0, 0, 9]
+    errors = job.execution_report().errors()
+    here = __file__
+    assert [(e.error_code, e.message) for e in errors] == [
+        (2001, f'File "{here}", line {write_line}: assign(a[i + 1], 9) : index 3 is out of range for array '
+               "'a1' of size 3; the value is not written (reported once per statement)"),
+        (2001, f'File "{here}", line {read_line}: assign(x, a[i]) : index 3 is out of range for array '
+               "'a1' of size 3; the read gives 0 (reported once per statement)"),
+    ]

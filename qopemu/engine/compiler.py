@@ -410,8 +410,7 @@ class _Generator:
             if array is None:
                 return
             value = self.convert(self.expr(node.expression, loc, want=array.type), array.type, loc)
-            index = self._index(array, cell.index, loc)
-            self.emit(f"{array.local}[{index}] = {value.src}")
+            self.emit(f"{self._cell(array, cell.index, loc, write=True)} = {value.src}")
             return
         ref = target.variable if target is not None else node.variable
         if ref.ioNumber:
@@ -900,7 +899,7 @@ class _Generator:
             if array.type != FIXED:
                 self.problem(loc, f"measure target array '{array.name}' must be fixed, not {array.type}")
                 return None
-            return spec, ("scalar", f"{array.local}[{self._index(array, scalar.arrayCell.index, loc)}]")
+            return spec, ("scalar", self._cell(array, scalar.arrayCell.index, loc, write=True))
         var = self._var(scalar.variable.name, loc, scalar=True)
         if var is None:
             return None
@@ -1019,19 +1018,23 @@ class _Generator:
             return None
         return var
 
-    def _index(self, array: _Var, index_node, loc: str) -> str:
+    def _cell(self, array: _Var, index_node, loc: str, write: bool = False) -> str:
+        """`array[index]` as a read or an assignment target. A runtime index out of range goes to `_oob`, which
+        reports it and gives a stand-in cell (runtime._OutOfRange): the job goes on."""
         index = self.expr(index_node, loc, want=INT)
         if index.type != INT:
             self.problem(loc, f"array index of '{array.name}' must be an int, not {index.type}")
-            return "0"
+            return f"{array.local}[0]"
         if index.const is not None:
             if not 0 <= index.const < array.size:
                 self.problem(loc, f"index {index.const} is out of range for array '{array.name}' of size "
                                   f"{array.size}")
-                return "0"
-            return str(index.const)
-        name = self.fresh("k")
-        return f"({name} if 0 <= ({name} := {index.src}) < {array.size} else _oob({name}, {array.size}, {array.name!r}, {loc!r}))"
+                return f"{array.local}[0]"
+            return f"{array.local}[{index.const}]"
+        k = self.fresh("k")
+        empty = "False" if array.type == BOOL else "0"
+        return (f"({array.local} if 0 <= ({k} := {index.src}) < {array.size} else "
+                f"_oob({k}, {array.size}, {array.name!r}, {loc!r}, {write}, {empty}))[{k}]")
 
     def _variable_ref(self, ref, loc: str) -> _Expr | None:
         if ref.ioNumber:
@@ -1045,7 +1048,7 @@ class _Generator:
         array = self._var(cell.arrayVar.name, loc, array=True)
         if array is None:
             return None
-        return _Expr(f"{array.local}[{self._index(array, cell.index, loc)}]", array.type)
+        return _Expr(self._cell(array, cell.index, loc), array.type)
 
     def _literal_expr(self, literal, loc: str) -> _Expr:
         t = _PB_TYPES.get(literal.type, INT)

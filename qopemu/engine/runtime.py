@@ -46,6 +46,10 @@ class JobHost(Protocol):
 
     def set_io(self, number: int, value) -> None: ...
 
+    def runtime_error(self, code: int, message: str) -> None:
+        """An error the program met and went on from; it belongs in the job's execution report."""
+        ...
+
 
 class InputSource(Protocol):
     noise_std: float
@@ -63,6 +67,28 @@ class RunSummary:
     statements: int = 0  # QUA statements executed
 
 
+ARRAY_OUT_OF_RANGE = 2001  # the execution report's code for an array access out of range
+
+
+class _OutOfRange:
+    """`_oob` of a running program: an array access out of range does not stop the job (the platform does not even
+    check it, QM docs Guides/error.md), and the execution report names it, once per statement. The generated code
+    indexes what this returns: a read there gives 0 (False for bool), a write there is dropped (docs/engine.md)."""
+
+    def __init__(self, host: JobHost) -> None:
+        self._host = host
+        self._reported: set[str] = set()
+
+    def __call__(self, index: int, size: int, name: str, loc: str, write: bool, empty: int | bool) -> dict:
+        if loc not in self._reported:
+            self._reported.add(loc)
+            effect = "the value is not written" if write else f"the read gives {empty}"
+            self._host.runtime_error(ARRAY_OUT_OF_RANGE, f"{loc}: index {index} is out of range for array "
+                                                         f"'{name}' of size {size}; {effect} (reported once per "
+                                                         f"statement)")
+        return {index: empty}
+
+
 class _Stop(Exception):
     """Raised by the generated code once the simulation horizon is passed, or where a simulated program holds."""
 
@@ -75,10 +101,6 @@ def _hold() -> None:
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-
-
-def _oob(index: int, size: int, name: str, loc: str) -> int:
-    raise QuaRuntimeError(f"{loc}: index {index} is out of range for array '{name}' of size {size}")
 
 
 def _idiv_raw(a: int, b: int, loc: str) -> int:
@@ -139,7 +161,6 @@ _TWO_PI = 2 * math.pi
 _SELU_A, _SELU_S = 1.67326324, 1.05070098  # qm.qua.lib.Math.selu docstring
 
 _PURE = {
-    "_oob": _oob,
     "_idiv_raw": _idiv_raw,
     "_fdiv": _fdiv,
     "_shl": _shl,
@@ -249,6 +270,7 @@ def run(
     namespace = pure_helpers()
     namespace.update(
         _Stop=_Stop,
+        _oob=_OutOfRange(host),
         _rand_int=randoms.rand_int,
         _rand_fixed=randoms.rand_fixed,
         _PlayEvent=ev.PlayEvent,

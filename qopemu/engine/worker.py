@@ -9,7 +9,7 @@ Simulations run the same way, so the engine that simulates is the engine that ex
 Messages, worker -> server (one socket per worker):
     ("values", tag, kind, values, timestamps)   batched saves
     ("adc", tag, input_number, traces, timestamps)
-    ("started",)  ("paused",)  ("io", number, value)
+    ("started",)  ("paused",)  ("io", number, value)  ("runtime_error", code, message): the job goes on
     ("simulated", duration_ns, statements, columns, rows, waveform report): a simulation's program has run; its
         packed samples will fill a shared block (engine/shared_buffer.py), whose descriptor follows
     ("samples", nbytes)  the shared block holds this many bytes of samples
@@ -167,6 +167,8 @@ class Execution:
                     self._paused = True
                 elif kind == "io":
                     self._sink.on_io(message[1], message[2])
+                elif kind == "runtime_error":
+                    results.add_error(message[1], message[2])
                 elif kind == "simulated":
                     # The program has run, so the job's outcome is known; its samples follow, window after window.
                     duration_ns, statements, columns, rows, analog, report = message[1:]
@@ -363,6 +365,9 @@ class _WorkerHost:
     def save_adc(self, tag: str, input_number: int, trace, timestamp_ns: int) -> None:
         self.post(("adc", tag, input_number, np.asarray(trace, dtype=np.int16)[None, :],
                    np.array([timestamp_ns], dtype=np.int64)))
+
+    def runtime_error(self, code: int, message: str) -> None:
+        self.post(("runtime_error", code, message))
 
     def pause(self) -> None:
         with self._control:
