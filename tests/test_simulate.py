@@ -154,6 +154,32 @@ def test_a_loopback_from_an_undeclared_port_is_refused_naming_the_port(qmm, capl
         assert f"loopback from ({wire[0]!r}, {wire[1]}): {problem}" in errors, errors
 
 
+def test_weights_longer_or_shorter_than_the_pulse_integrate_their_own_length(qmm):
+    """QM's readout-optimisation scripts integrate past the readout pulse (its ringdown) with longer weights; the
+    platform accepts any weight length. The 200 ns readout plays 0.2 V, looped back into its input."""
+    from qm.qua import integration
+
+    config = copy.deepcopy(CONFIG)
+    config["integration_weights"]["long_w"] = {"cosine": [(1.0, 400)], "sine": [(0.0, 400)]}
+    config["integration_weights"]["short_w"] = {"cosine": [(1.0, 120)], "sine": [(0.0, 120)]}
+    config["pulses"]["readout_pulse"]["integration_weights"].update(long="long_w", short="short_w")
+    with program() as prog:
+        full, long_, short = declare(fixed), declare(fixed), declare(fixed)
+        measure("readout", "ro", None, integration.full("cos", full, "out1"),
+                integration.full("long", long_, "out1"), integration.full("short", short, "out1"))
+        save(full, "full")
+        save(long_, "long")
+        save(short, "short")
+    job = qmm.simulate(config, prog, SimulationConfig(
+        duration=300, simulation_interface=LoopbackInterface([("con1", 4, "con1", 1)], latency=24)))
+    assert job.result_handles.wait_for_all_values(timeout=30)
+    value = lambda name: job.result_handles.get(name).fetch_all()[0]  # noqa: E731
+    # integration: 2^-12 * sum of the ADC volts (12-bit steps of 1/4096 V) over the weights
+    assert value("full") == pytest.approx(0.2 * 200 / 4096, rel=1e-3)
+    assert value("long") == value("full")  # nothing arrives after the pulse
+    assert value("short") == pytest.approx(0.2 * 120 / 4096, rel=1e-3)
+
+
 def test_a_two_controller_config_simulates_on_a_one_controller_server(qmm):
     config = copy.deepcopy(CONFIG)
     config["controllers"]["con2"] = {"analog_outputs": {1: {"offset": 0.0}}}
