@@ -15,7 +15,7 @@ from qopemu.edge.identity import Identity
 from qopemu.edge.info import GATEWAY_VERSION, InfoService
 from qopemu.edge.job_manager import JobManagerService
 from qopemu.edge.job_results import JobResultsService
-from qopemu.edge.simulation import SimulationHandler, samples_rpc_handler
+from qopemu.edge.simulation import SimulationHandler, simulation_rpc_handler
 from qopemu.platform.qop import Qop
 from qopemu.settings import Settings
 
@@ -68,10 +68,9 @@ class Server:
             ],
         )
         identity = Identity(self.settings.users)
-        simulation = SimulationHandler(self.qop)
         info_service_pb2_grpc.add_InfoServiceServicer_to_server(InfoService(), server)
-        server.add_generic_rpc_handlers((samples_rpc_handler(simulation),))  # before the Frontend's: it wins
-        frontend_pb2_grpc.add_FrontendServicer_to_server(FrontendService(self.qop, identity, simulation), server)
+        server.add_generic_rpc_handlers((simulation_rpc_handler(SimulationHandler(self.qop), identity),))  # before the Frontend's
+        frontend_pb2_grpc.add_FrontendServicer_to_server(FrontendService(self.qop, identity), server)
         job_manager_pb2_grpc.add_JobManagerServiceServicer_to_server(JobManagerService(self.qop), server)
         job_results_pb2_grpc.add_JobResultsServiceServicer_to_server(JobResultsService(_results_lookup(self.qop)),
                                                                     server)

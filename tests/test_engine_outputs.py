@@ -16,7 +16,7 @@ from qm.qua import (
 from qopemu.engine import events as ev
 from qopemu.engine.compiler import CompileError, compile_program
 from qopemu.engine.runtime import run
-from qopemu.engine.waveform_report import build_waveform_report
+from qopemu.engine.waveform_report import build
 from qopemu.engine.waveforms import render
 from qopemu.engine.timing import PROGRAM_START_NS
 from engine_support import IF_QUBIT, RecordingHost, SilentInputs, compile_qua, from_program_start, make_config
@@ -96,8 +96,8 @@ def test_corrected_pulse_samples_and_report():
     i, q = 0.1 * np.cos(2 * np.pi * IF_QUBIT * 1e-9 * t), 0.1 * np.sin(2 * np.pi * IF_QUBIT * 1e-9 * t)
     assert np.allclose(out[("con1", 1)], 0.5 * i + 0.25 * q)
     assert np.allclose(out[("con1", 2)], -0.25 * i + 1.5 * q)
-    report = build_waveform_report(events, config)
-    assert [w["currentCorrectionElements"] for w in report["analogWaveforms"]] == [[0.5, 0.25, -0.25, 1.5]] * 2
+    groups = build(events, config).report["analogWaveforms"].groups
+    assert [g.entry["currentCorrectionElements"] for g in groups] == [[0.5, 0.25, -0.25, 1.5]] * 2
 
 
 # ------------------------------------------------------------------------------------ sticky: end of the program

@@ -287,7 +287,9 @@ def test_a_worker_that_dies_while_rendering_fails_the_pull_instead_of_hanging():
         x = declare(fixed, value=0.25)
         save(x, "x")
         with infinite_loop_():
-            play("const", "osc", chirp=(25_000, "Hz/nsec"))  # chirps render one by one: ~1 s for 20 000 of them
+            # Chirps render one by one, and a long one recomputes its phase in each window: ~1 s for these two.
+            # (Few pulses: many would keep the client parsing the waveform report until the rendering is over.)
+            play("const", "osc", chirp=(25, "Hz/nsec"), duration=250_000)
     with qopemu.Server() as server:
         qmm = QuantumMachinesManager(server.host, server.port)
         job = qmm.simulate(CONFIG, prog, SimulationConfig(duration=500_000))

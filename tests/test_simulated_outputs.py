@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qm import QuantumMachinesManager, SimulationConfig
-from qm.qua import play, program
+from qm.qua import play, program, wait
 from qualang_tools.bakery import baking
 
 import qopemu
@@ -37,8 +37,10 @@ def _baked_ramp_twice():
 
 
 def _played(qmm, config, prog) -> tuple[np.ndarray, int]:
+    """As py-qua-tools' bakery test reads it: the pulse's start from the deprecated waveform list."""
     job = qmm.simulate(config, prog, SimulationConfig(duration=200, include_analog_waveforms=True))
-    start = job.get_simulated_waveform_report().analog_waveforms[0].timestamp
+    with pytest.warns(DeprecationWarning):
+        start = int(job.simulated_analog_waveforms()["controllers"]["con1"]["ports"]["1"][0]["timestamp"])
     return job.get_simulated_samples().con1.analog["1"], start
 
 
@@ -62,3 +64,81 @@ def test_float32_samples_are_a_server_setting():
 def test_the_sample_format_setting_names_its_choices():
     with pytest.raises(SettingsError, match="simulation_samples must be one of 'float64', 'float32', got 'float16'"):
         from_dict({"simulation_samples": "float16"})
+
+
+# ------------------------------------------------------------------------------------------- the waveform report
+
+ARB = [round(0.01 * k, 2) for k in range(16)]
+REPORT_CONFIG = {
+    "controllers": {"con1": {"analog_outputs": {i: {"offset": 0.0} for i in range(1, 4)},
+                             "digital_outputs": {1: {}}}},
+    "elements": {
+        "qubit": {"mixInputs": {"I": ("con1", 1), "Q": ("con1", 2), "lo_frequency": 5e9},
+                  "intermediate_frequency": 0, "operations": {"x": "x_pulse"}},
+        "flux": {"singleInput": {"port": ("con1", 3)}, "intermediate_frequency": 0, "operations": {"arb": "arb_pulse"},
+                 "digitalInputs": {"m": {"port": ("con1", 1), "delay": 8, "buffer": 2}}},
+    },
+    "pulses": {
+        "x_pulse": {"operation": "control", "length": 40, "waveforms": {"I": "x_wf", "Q": "zero_wf"}},
+        "arb_pulse": {"operation": "control", "length": 16, "waveforms": {"single": "arb_wf"}, "digital_marker": "ON"},
+    },
+    "waveforms": {"x_wf": {"type": "constant", "sample": 0.2}, "zero_wf": {"type": "constant", "sample": 0.0},
+                  "arb_wf": {"type": "arbitrary", "samples": ARB}},
+    "digital_waveforms": {"ON": {"samples": [(1, 10), (0, 0)]}},
+}
+
+
+def _report_program():
+    with program() as prog:
+        play("x", "qubit")
+        play("arb", "flux")
+        wait(10, "qubit")
+        play("x", "qubit")
+    return prog
+
+
+def test_a_plain_simulation_returns_the_waveform_report(qmm, tmp_path):
+    """QM's example scripts end their simulate branch with the report, after a plain SimulationConfig."""
+    job = qmm.simulate(REPORT_CONFIG, _report_program(), SimulationConfig(duration=100))
+    report = job.get_simulated_waveform_report()
+    assert report is not None and report.to_dict()
+    played = [(w.element, w.pulse_name, w.get_iq_association, w.ports, w.timestamp - report.analog_waveforms[0].timestamp,
+               w.length) for w in report.analog_waveforms]
+    assert played == [("qubit", "x_pulse", "I", ["1"], 0, 40), ("qubit", "x_pulse", "Q", ["2"], 0, 40),
+                      ("flux", "arb_pulse", "", ["3"], 0, 16), ("qubit", "x_pulse", "I", ["1"], 80, 40),
+                      ("qubit", "x_pulse", "Q", ["2"], 80, 40)]
+    (marker,) = report.digital_waveforms
+    assert (marker.ports, marker.timestamp, marker.length) == (["1"], report.analog_waveforms[2].timestamp + 6, 20)
+    report.create_plot(job.get_simulated_samples(), plot=False, save_path=str(tmp_path))  # as the examples do
+    with pytest.warns(DeprecationWarning):
+        assert job.simulated_analog_waveforms() is None and job.simulated_digital_waveforms() is None
+
+    with program() as nothing:
+        pass
+    empty = qmm.simulate(REPORT_CONFIG, nothing, SimulationConfig(duration=10)).get_simulated_waveform_report()
+    assert empty is not None and empty.analog_waveforms == [] and empty.digital_waveforms == []
+
+
+def test_include_flags_add_the_deprecated_waveform_lists(qmm):
+    job = qmm.simulate(REPORT_CONFIG, _report_program(),
+                       SimulationConfig(duration=100, include_analog_waveforms=True, include_digital_waveforms=True))
+    t0 = job.get_simulated_waveform_report().analog_waveforms[0].timestamp
+    with pytest.warns(DeprecationWarning):
+        analog, digital = job.simulated_analog_waveforms(), job.simulated_digital_waveforms()
+
+    def x(at: int, name: str, value: float) -> dict:
+        return {"name": name, "timestamp": float(t0 + at), "duration": 40.0, "frequency": 0.0, "phase": 0.0,
+                "samples": {"type": "constant", "value": value}}
+
+    arb = {"name": "arb_wf", "timestamp": float(t0), "duration": 16.0, "frequency": 0.0, "phase": 0.0,
+           "samples": {"type": "literal", "values": ARB}}
+    assert analog == {
+        "controllers": {"con1": {"ports": {"1": [x(0, "x_wf", 0.2), x(80, "x_wf", 0.2)],
+                                           "2": [x(0, "zero_wf", 0.0), x(80, "zero_wf", 0.0)],
+                                           "3": [arb]}}},
+        "elements": {"flux": [arb],
+                     "qubit": [x(0, "x_wf", 0.2), x(0, "zero_wf", 0.0), x(80, "x_wf", 0.2), x(80, "zero_wf", 0.0)]},
+    }
+    marker = {"name": "ON", "timestamp": float(t0 + 8 - 2), "duration": 20.0,
+              "samples": [{"value": True, "duration": 10.0}, {"value": False, "duration": 6.0}]}
+    assert digital == {"controllers": {"con1": {"ports": {"1": [marker]}}}, "elements": {"flux": [marker]}}

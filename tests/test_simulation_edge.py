@@ -14,6 +14,7 @@ from qm.api.models.capabilities import QopCaps, ServerCapabilities
 from qm.api.models.compiler import CompilerOptionArguments
 from qm.api.simulation_api import create_simulation_request
 from qm.grpc.qm.pb import job_results_pb2
+from qm.grpc.qm.pb.frontend_pb2 import SimulatedResponsePart
 from qm.jobs.simulated_job import _build_np_array, _write_simulator_result, extract_struct_value
 from qm.program import load_config
 from qm.qua import program
@@ -30,10 +31,10 @@ from qopemu.edge.simulation import (
     parse_simulation_request,
     stream_samples,
 )
-from qopemu.engine.events import AcquisitionEvent, PhaseResetEvent, PlayEvent
+from qopemu.engine.events import AcquisitionEvent, DcOffsetEvent, PhaseResetEvent, PlayEvent
 from qopemu.engine.inputs import Loopback, NoInputs, RawInputs
 from qopemu.engine.packed_samples import PackedSamples, SamplesFailed
-from qopemu.engine.waveform_report import build_waveform_report
+from qopemu.engine.waveform_report import build
 from qopemu.engine.waveforms import render
 from test_waveforms import make_config
 
@@ -179,12 +180,31 @@ def test_samples_stream_part_by_part_as_the_worker_hands_them_over(config):
         failing.records()
 
 
+def test_a_long_report_comes_in_time_order_with_its_state_at_each_pulse(config):
+    """Pulses of many shapes interleave; each entry still carries the DC offset, frame and start of its own pulse."""
+    events = []
+    for k in range(3000):
+        events.append(PlayEvent("drive", "const", "const", 100 * k, 100, None, 25e6, (0.1 * k) % 1))
+        events.append(PlayEvent("qubit", "marked", "iq_marked", 100 * k + 50, 40, (0.5, 0, 0, 0.5), 50e6, 0.0))
+    events.append(DcOffsetEvent("drive", "single", 149_990, 0.25))
+    part = SimulatedResponsePart.FromString(build_simulated_part(build(events, config, 300_000)))
+    report = WaveformReport.from_dict(extract_struct_value(part.waveformReport), "sim-1")
+    drive = [w for w in report.analog_waveforms if w.element == "drive"]
+    assert [w.timestamp for w in report.analog_waveforms] == sorted(w.timestamp for w in report.analog_waveforms)
+    assert [w.timestamp for w in drive] == [100 * k for k in range(3000)]
+    assert [w.current_dc_offset_by_port for w in (drive[1499], drive[1500])] == [{"6": 0.0}, {"6": 0.25}]
+    assert drive[7].current_phase == pytest.approx(0.7)
+    assert drive[7].current_frame == pytest.approx([np.cos(1.4 * np.pi), -np.sin(1.4 * np.pi),
+                                                    np.sin(1.4 * np.pi), np.cos(1.4 * np.pi)])
+    assert len(report.digital_waveforms) == 3000
+
+
 def test_simulated_part_carries_a_report_the_client_parses(config):
     events = [PlayEvent("qubit", "marked", "iq_marked", 200, 40, (0.5, 0, 0, 0.5), 50e6, 0.25),
               PlayEvent("drive", "const", "const", 0, 400, None, 25e6, 0.0, chirp_rates=(1e4,)),
               PhaseResetEvent("qubit", 100),
               AcquisitionEvent("rr", 300, 40, "DemodIntegration")]
-    part = build_simulated_part(build_waveform_report(events, config, 1000), True, False)
+    part = SimulatedResponsePart.FromString(build_simulated_part(build(events, config, 1000)))
     assert not serialized_on_wire(part.analogOutputs) and not serialized_on_wire(part.digitalOutputs)
     report = WaveformReport.from_dict(extract_struct_value(part.waveformReport), "sim-1")
     iq = [w for w in report.analog_waveforms if w.element == "qubit"]
@@ -199,5 +219,6 @@ def test_simulated_part_carries_a_report_the_client_parses(config):
     assert adc.adc_ports == [1, 2] and adc.start_time == 300 and adc.end_time == 340
     assert [e.name for e in report.events] == ["phase_reset", "phase_reset"]
     assert report.to_string()
-    empty = build_simulated_part({}, False, False)
-    assert not serialized_on_wire(empty.waveformReport)
+    nothing = SimulatedResponsePart.FromString(build_simulated_part(build([], config)))
+    empty = WaveformReport.from_dict(extract_struct_value(nothing.waveformReport))
+    assert empty.analog_waveforms == [] and empty.digital_waveforms == []

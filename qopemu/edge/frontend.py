@@ -17,7 +17,6 @@ from qopemu import __version__, qmconfig
 from qopemu.edge.errors import (NOT_SUPPORTED, compiler_messages, config_messages, error_messages,
                                 physical_messages)
 from qopemu.edge.identity import Identity
-from qopemu.edge.simulation import SimulationHandler
 from qopemu.platform.errors import JobNotFound, PhysicalRefused, Refused
 from qopemu.platform.jobs import Job, JobStatus
 from qopemu.platform.qop import Qop
@@ -68,10 +67,9 @@ def _at_start(request) -> bool:
 
 
 class FrontendService(frontend_pb2_grpc.FrontendServicer):
-    def __init__(self, qop: Qop, identity: Identity, simulation: SimulationHandler):
+    def __init__(self, qop: Qop, identity: Identity):
         self._qop = qop
         self._identity = identity
-        self._simulation = simulation
 
     # -- platform -----------------------------------------------------------------------------------------------
 
@@ -263,10 +261,7 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
 
     # -- simulation ---------------------------------------------------------------------------------------------
 
-    def Simulate(self, request, context):
-        return self._simulation.simulate(request, self._identity.caller(context))
-
-    # PullSimulatorSamples: edge/simulation.py samples_rpc_handler serves it, with pre-serialized messages.
+    # Simulate and PullSimulatorSamples: edge/simulation.py simulation_rpc_handler serves them, pre-serialized.
 
 
 

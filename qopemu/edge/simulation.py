@@ -24,8 +24,6 @@ from typing import Iterable, Iterator
 import grpc
 import numpy as np
 from numpy.lib.recfunctions import repack_fields
-from google.protobuf.struct_pb2 import Struct
-
 from qm.grpc.qm.pb import frontend_pb2, job_results_pb2
 
 from qopemu.engine.inputs import noise_std_from_power, resolve_wire
@@ -34,9 +32,16 @@ from qopemu.engine.packed_samples import PackedSamples, SamplesFailed
 from qopemu.engine.timing import CLOCK_NS
 from qopemu import qmconfig
 from qopemu.edge.errors import compiler_messages, config_messages
+from qopemu.edge.identity import Identity
+from qopemu.edge.report_struct import encode_struct
+from qopemu.engine.waveform_report import SimulationReport
 from qopemu.platform.errors import Refused
 from qopemu.platform.qop import Qop
 from qopemu.qmconfig import QmConfig
+
+# The client refuses messages over 100 MB (`qm.api.models.server_details.MAX_MESSAGE_SIZE`); a simulation's reply
+# keeps well below, for its other fields.
+REPLY_LIMIT_BYTES = 96 << 20
 
 # Data chunk size. 64 KiB chunks work, but per-message costs then dominate a pull: 1 MiB chunks pull 400 us of
 # 4 ports about 3x faster. The client accepts messages up to 100 MB (`qm.api.models.server_details.MAX_MESSAGE_SIZE`).
@@ -67,7 +72,8 @@ class SimulationSpec:
     """A simulation request without its config and program.
 
     `include_analog` / `include_digital` are the request's includeAnalogWaveforms / includeDigitalWaveforms: they ask
-    for the waveform report. Samples are pulled later with their own flags, so a run renders both kinds anyway.
+    for the deprecated per-port lists (the waveform report comes with every simulation). Samples are pulled later with
+    their own flags, so a run renders both kinds anyway.
     """
 
     duration_ns: int
@@ -110,18 +116,28 @@ def _input_wiring(interface) -> InputWiring:
     return InputWiring()
 
 
-def build_simulated_part(report: dict, include_analog: bool, include_digital: bool
-                         ) -> frontend_pb2.SimulatedResponsePart:
-    """The `simulated` part of the response. The waveform report goes inline when either include flag is set (an
-    empty Struct makes `get_simulated_waveform_report()` return None). The deprecated per-port Structs
-    (`analogOutputs`/`digitalOutputs`) stay empty, which the client maps to None; the samples travel through
-    `PullSimulatorSamples` instead."""
-    part = frontend_pb2.SimulatedResponsePart()
-    if include_analog or include_digital:
-        report_struct = Struct()
-        report_struct.update(report)
-        part.waveformReport.CopyFrom(report_struct)
-    return part
+def build_simulated_part(report: SimulationReport, job_id: str = "") -> bytes:
+    """The serialized `simulated` part of the response: the waveform report always (an empty Struct would make
+    `get_simulated_waveform_report()` return None, the client's sign of an error), and the deprecated per-port Structs
+    (`analogOutputs`/`digitalOutputs`) the report carries, which the client returns from
+    `simulated_analog_waveforms()` / `simulated_digital_waveforms()`; absent, they read as None. The samples travel
+    through `PullSimulatorSamples`.
+
+    Built as bytes (edge/report_struct.py): a report of 100 000 pulses is 65 MB, which protobuf takes seconds to parse
+    into a message and serialize again. A report the client could not receive is left out, and the server says so."""
+    fields = [(_WAVEFORM_REPORT_FIELD, report.report), (_ANALOG_OUTPUTS_FIELD, report.analog_outputs),
+              (_DIGITAL_OUTPUTS_FIELD, report.digital_outputs)]
+    parts = []
+    for number, value in fields:
+        if value is None:
+            continue
+        encoded = encode_struct(value)
+        if sum(map(len, parts)) + len(encoded) > REPLY_LIMIT_BYTES:
+            log.warning("simulation %s: its %s takes %d MB, more than the client accepts in a reply; it is left out",
+                        job_id, _PART_FIELDS.fields_by_number[number].name, len(encoded) >> 20)
+            continue
+        parts.append(_length_delimited(number, len(encoded)) + encoded)
+    return b"".join(parts)
 
 
 def stream_samples(
@@ -174,16 +190,28 @@ def _length_delimited(field_number: int, length: int) -> bytes:
     return bytes(out)
 
 
-def samples_rpc_handler(simulation: "SimulationHandler") -> grpc.GenericRpcHandler:
-    """`Frontend.PullSimulatorSamples`, served with its messages already serialized (`stream_samples`). Registered
-    before the client's generated Frontend handlers, whose serializer would want message objects, so it takes
-    precedence for this one method."""
+_PART_FIELDS = frontend_pb2.SimulatedResponsePart.DESCRIPTOR
+_WAVEFORM_REPORT_FIELD = _PART_FIELDS.fields_by_name["waveformReport"].number
+_ANALOG_OUTPUTS_FIELD = _PART_FIELDS.fields_by_name["analogOutputs"].number
+_DIGITAL_OUTPUTS_FIELD = _PART_FIELDS.fields_by_name["digitalOutputs"].number
+_SIMULATED_FIELD = frontend_pb2.SimulationResponse.DESCRIPTOR.fields_by_name["simulated"].number
+
+
+def simulation_rpc_handler(simulation: "SimulationHandler", identity: Identity) -> grpc.GenericRpcHandler:
+    """`Frontend.Simulate` and `Frontend.PullSimulatorSamples`, served with their replies already serialized
+    (`SimulationHandler.simulate`, `stream_samples`). Registered before the client's generated Frontend handlers,
+    whose serializer would want message objects, so it takes precedence for these two methods."""
     return grpc.method_handlers_generic_handler("qm.grpc.frontend.Frontend", {
+        "Simulate": grpc.unary_unary_rpc_method_handler(
+            lambda request, context: simulation.simulate(request, identity.caller(context)),
+            request_deserializer=frontend_pb2.SimulationRequest.FromString,
+            response_serializer=bytes,
+        ),
         "PullSimulatorSamples": grpc.unary_stream_rpc_method_handler(
             simulation.pull_samples,
             request_deserializer=job_results_pb2.PullSimulatorSamplesRequest.FromString,
             response_serializer=bytes,
-        )
+        ),
     })
 
 
@@ -198,24 +226,30 @@ class SimulationHandler:
     def __init__(self, qop: Qop):
         self._qop = qop
 
-    def simulate(self, request: frontend_pb2.SimulationRequest, user: str) -> frontend_pb2.SimulationResponse:
+    def simulate(self, request: frontend_pb2.SimulationRequest, user: str) -> bytes:
+        """The serialized `SimulationResponse`."""
         spec = parse_simulation_request(request)
         try:
             job = self._qop.simulate(request.config, request.highLevelProgram, user, duration_ns=spec.duration_ns,
-                                     inputs=spec.inputs.model,
-                                     waveform_report=spec.include_analog or spec.include_digital)
+                                     inputs=spec.inputs.model, analog_outputs=spec.include_analog,
+                                     digital_outputs=spec.include_digital)
         except qmconfig.ConfigError as exc:
-            return frontend_pb2.SimulationResponse(success=False, configValidationErrors=config_messages(exc.problems))
+            return frontend_pb2.SimulationResponse(
+                success=False, configValidationErrors=config_messages(exc.problems)).SerializeToString()
         except Refused as exc:
-            return frontend_pb2.SimulationResponse(success=False, messages=compiler_messages(exc.messages))
+            return frontend_pb2.SimulationResponse(
+                success=False, messages=compiler_messages(exc.messages)).SerializeToString()
         outcome = job.outcome
         if outcome is None or outcome.samples is None:
             problems = (outcome.messages if outcome is not None else []) or ["the simulation produced no samples"]
             return frontend_pb2.SimulationResponse(
                 success=True, jobId=job.id, simulated=frontend_pb2.SimulatedResponsePart(errors=problems)
-            )
-        part = build_simulated_part(outcome.waveform_report or {}, spec.include_analog, spec.include_digital)
-        return frontend_pb2.SimulationResponse(success=True, jobId=job.id, simulated=part)
+            ).SerializeToString()
+        # A message field that occurs twice merges (protobuf encoding, "Last One Wins" for embedded messages), so the
+        # simulated part follows the other fields as its own bytes.
+        part = build_simulated_part(outcome.waveform_report, job.id)
+        head = frontend_pb2.SimulationResponse(success=True, jobId=job.id).SerializeToString()
+        return head + _length_delimited(_SIMULATED_FIELD, len(part)) + part
 
     def pull_samples(
         self, request: job_results_pb2.PullSimulatorSamplesRequest, context: object = None

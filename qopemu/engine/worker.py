@@ -63,7 +63,9 @@ class JobRequest:
     realtime: bool = False
     simulate_ns: int | None = None  # a simulation: run this long and send back the output samples
     simulation_samples: str = "float64"  # their analog format (settings.simulation_samples)
-    waveform_report: bool = False  # simulations: also describe each pulse played (costs as much as rendering)
+    # Simulations describe each pulse played (the waveform report); these ask for the deprecated per-port lists too.
+    analog_outputs: bool = False
+    digital_outputs: bool = False
 
 
 @dataclass
@@ -73,7 +75,7 @@ class Outcome:
     duration_ns: int = 0
     statements: int = 0
     samples: PackedSamples | None = None  # simulations: the output samples
-    waveform_report: dict | None = None
+    waveform_report: waveform_report.SimulationReport | None = None
 
 
 class JobSink:
@@ -468,8 +470,8 @@ def _hand_over_samples(request: JobRequest, host: _WorkerHost, summary: runtime.
     client while the next one renders."""
     rendering = waveforms.WindowedRender(summary.events, request.config, request.simulate_ns,
                                          request.simulation_samples)
-    report = (waveform_report.build_waveform_report(summary.events, request.config, request.simulate_ns)
-              if request.waveform_report else None)
+    report = waveform_report.build(summary.events, request.config, request.simulate_ns,
+                                   analog_outputs=request.analog_outputs, digital_outputs=request.digital_outputs)
     dtype = records_dtype(rendering.columns, rendering.analog)
     block = host.blocks.allocate(rendering.rows * dtype.itemsize)
     host.post(("simulated", summary.duration_ns, summary.statements, rendering.columns, rendering.rows,

@@ -257,10 +257,13 @@ class Qop:
     # -- simulation ---------------------------------------------------------------------------------------------
 
     def simulate(self, config_pb, program_pb, user: str, *, duration_ns: int,
-                 inputs: Callable[[qmconfig.QmConfig], InputModel], waveform_report: bool = False) -> Job:
+                 inputs: Callable[[qmconfig.QmConfig], InputModel], analog_outputs: bool = False,
+                 digital_outputs: bool = False) -> Job:
         """Run `program_pb` against `config_pb` for `duration_ns` in a worker, outside any queue, and keep the
         output samples on the returned job, whose results are readable like any other job's. `inputs` gives what
-        the analog inputs see, once the config is known (loopback wires may name elements).
+        the analog inputs see, once the config is known (loopback wires may name elements). The job's outcome
+        carries the waveform report, with the deprecated per-port lists of the kinds `analog_outputs` /
+        `digital_outputs` ask for.
 
         Raises `ConfigError` for a wrong config and `Refused` for a program that does not compile, inputs that do
         not resolve, or a duration whose samples would not fit the memory cap."""
@@ -289,7 +292,8 @@ class Qop:
         self.jobs.add(job)
         job.load()
         request = JobRequest(job_id=job.id, program=compiled, config=config, inputs=wiring, simulate_ns=duration_ns,
-                             simulation_samples=self.settings.simulation_samples, waveform_report=waveform_report)
+                             simulation_samples=self.settings.simulation_samples, analog_outputs=analog_outputs,
+                             digital_outputs=digital_outputs)
         run_job(job, request, self._pool, self.settings, on_io=lambda number, value: None,
                 timeout_s=self.settings.simulation_timeout_s)
         self.jobs.keep_samples(job)

@@ -44,5 +44,7 @@ class JobStore:
 
 
 def _drop_samples(job: Job) -> None:
+    """The samples and the report of a simulation go together: both grow with the program."""
     if job.outcome is not None:
         job.outcome.samples = None
+        job.outcome.waveform_report = None
