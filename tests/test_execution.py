@@ -9,7 +9,7 @@ import time
 import pytest
 from qm.exceptions import ErrorJobStateError
 from qm.qua import (IO1, IO2, advance_input_stream, assign, declare, declare_input_stream, declare_stream, fixed,
-                    for_, infinite_loop_, pause, program, save, stream_processing)
+                    amp, for_, infinite_loop_, pause, play, program, save, stream_processing)
 
 from configs import config
 from programs import paused, tagged
@@ -314,3 +314,30 @@ def test_an_array_read_out_of_range_goes_on_and_the_report_names_its_line(qm):
         (2001, f'File "{here}", line {read_line}: assign(x, a[i]) : index 3 is out of range for array '
                "'a1' of size 3; the read gives 0 (reported once per statement)"),
     ]
+
+
+def test_a_job_that_pauses_at_once_is_paused_when_execute_returns(qm):
+    """On the hardware a program that plays 1 us and pauses sits in pause() 1 us after it starts, so a script that
+    loops `while not job.is_paused()` right after execute() sees it at once; qopemu must too, every time."""
+    with program() as prog:
+        a = declare(fixed)
+        play("cw", "qubit", duration=250)  # 1 us
+        pause()
+        for i in range(400):  # what follows the pause is still to load when the job starts
+            assign(a, a + 0.001 * i)
+            play("cw" * amp(a), "qubit")
+    not_yet = []  # per execute(): how many is_paused() calls answered False first
+    for _ in range(50):
+        job = qm.execute(prog)
+        returned = time.perf_counter()
+        answers = 0
+        while not job.is_paused():
+            answers += 1
+            assert time.perf_counter() - returned < 5, "the job never reported its pause"
+        not_yet.append(answers)
+        job.resume()
+        deadline = time.time() + 10
+        while job.status != "completed":  # the next execute would cancel a job still ending
+            assert time.time() < deadline
+            time.sleep(0.001)
+    assert not_yet == [0] * 50

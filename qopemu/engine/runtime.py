@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 
@@ -244,6 +244,7 @@ def run(
     record_events: bool = False,
     waveform_overrides: dict[str, np.ndarray] | None = None,
     seed: int | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> RunSummary:
     """Execute `compiled` to its end (or until every timeline passed `max_time_ns`, which makes the run a
     simulation: it also ends at a `pause()`).
@@ -251,7 +252,8 @@ def run(
     Events are produced when `record_events` (kept in the summary) or `inputs.needs_events` (fed to the input
     source as they happen, so a loopback sees pulses before the measure that reads them). `waveform_overrides`
     are checked against the program's overridable waveforms here; rendering them is the waveform synthesiser's
-    job. `seed` seeds the input noise; QUA `Random` generators follow their own QUA seeds.
+    job. `seed` seeds the input noise; QUA `Random` generators follow their own QUA seeds. `on_start` is called
+    once everything is ready, right before the program's first statement runs.
     """
     _check_overrides(compiled, waveform_overrides or {})
     events: list = []
@@ -283,6 +285,8 @@ def run(
     simulation = max_time_ns is not None
     context = _Context(host, record, max_time_ns if simulation else _NO_LIMIT, acquirers,
                        _hold if simulation else host.pause)
+    if on_start is not None:
+        on_start()
     duration, statements = namespace["_program"](context)
     return RunSummary(duration_ns=duration, events=events, statements=statements)
 

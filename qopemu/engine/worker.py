@@ -43,6 +43,8 @@ _FLUSH_ITEMS = 1 << 16
 # A simulation's samples are handed over in windows of about this many bytes (the size of one gRPC message).
 _WINDOW_BYTES = 1 << 20
 _SWITCH_INTERVAL_S = 0.001
+# A job's start is announced once the server has read what the worker already said after it, or after this long.
+_START_CATCH_UP_S = 0.005
 _DTYPES = {"int": np.int64, "fixed": np.float64, "bool": np.bool_}
 # glibc malloc settings for workers. By default glibc maps each array of more than a few MB afresh and unmaps it
 # when freed, so every simulation pays page faults again on its sample buffers: half the time of rendering 4 ports
@@ -154,6 +156,7 @@ class Execution:
         outcome = None  # the worker's last word on the job
         simulated: tuple[PackedSamples, memoryview] | None = None  # a simulation's samples and the block they fill
         copied = 0
+        announce_by = None  # the program started: when its start is announced at the latest
         try:
             while outcome is None:
                 message = conn.recv()
@@ -164,7 +167,7 @@ class Execution:
                     results.add_adc(*message[1:])
                 elif kind == "started":
                     self._program_started = True
-                    self._started.set()
+                    announce_by = time.monotonic() + _START_CATCH_UP_S
                 elif kind == "paused":
                     self._paused = True
                 elif kind == "io":
@@ -187,6 +190,11 @@ class Execution:
                     outcome = Outcome("completed", duration_ns=message[1], statements=message[2])
                 elif kind == "error":
                     outcome = Outcome("error", [message[1]])
+                # The job is seen running once what the worker said right after the start is read too: a program
+                # that pauses at once is then already paused when the client sees it running.
+                if announce_by is not None and (not conn.poll() or time.monotonic() >= announce_by):
+                    announce_by = None
+                    self._started.set()
         except (EOFError, OSError):
             if self._halted:
                 outcome = Outcome("halted")
@@ -456,9 +464,11 @@ class _WorkerHost:
 
 def _run(request: JobRequest, host: _WorkerHost):
     simulation = request.simulate_ns is not None
+    # The job is announced as started only once its program is ready to run (its code loaded, its inputs built):
+    # a program that pauses at once is then paused as soon as the client sees the job running, as on the hardware.
     summary = runtime.run(request.program, host, request.inputs.build(request.config),
                           max_time_ns=request.simulate_ns, record_events=simulation,
-                          waveform_overrides=request.waveform_overrides)
+                          waveform_overrides=request.waveform_overrides, on_start=lambda: host.post(("started",)))
     if simulation:
         _hand_over_samples(request, host, summary)
     return summary
@@ -494,7 +504,6 @@ def _exit_with_parent() -> None:
 
 
 def _run_job(request: JobRequest, host: _WorkerHost) -> None:
-    host.post(("started",))
     try:
         summary = _run(request, host)
         host.finish(("done", summary.duration_ns, summary.statements))
