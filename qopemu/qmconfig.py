@@ -83,12 +83,19 @@ class Controller:
 
 @dataclass(frozen=True)
 class Waveform:
-    """An analog waveform. Constant waveforms hold one sample; arbitrary ones hold one per ns."""
+    """An analog waveform. Constant waveforms hold one sample; arbitrary ones hold their samples at `sampling_rate`
+    (S/s, default 1 GS/s: one per ns), which the OPX+ plays resampled at 1 GS/s (engine/waveforms.py)."""
 
     name: str
     is_constant: bool
     samples: np.ndarray
     is_overridable: bool = False
+    sampling_rate: float = 1e9
+
+    @property
+    def played_length(self) -> int:
+        """How many ns an arbitrary waveform lasts when played at its sampling rate."""
+        return round(self.samples.size * 1e9 / self.sampling_rate)
 
 
 @dataclass(frozen=True)
@@ -401,7 +408,8 @@ def _waveform(name: str, dec) -> Waveform:
         return Waveform(name, True, np.array([dec.constant.sample], dtype=float))
     if dec.HasField("arbitrary"):
         arbitrary = dec.arbitrary
-        return Waveform(name, False, np.array(arbitrary.samples, dtype=float), bool(arbitrary.isOverridable))
+        rate = arbitrary.samplingRate.value if arbitrary.HasField("samplingRate") else 1e9
+        return Waveform(name, False, np.array(arbitrary.samples, dtype=float), bool(arbitrary.isOverridable), rate)
     # compressed / array waveforms are QOP 3 forms; an empty arbitrary makes the validator name the waveform.
     return Waveform(name, False, np.zeros(0))
 
@@ -513,6 +521,10 @@ def validate(config: QmConfig, platform_ports: dict[str, dict[str, int]] | None 
                 ConfigProblem(f"waveforms.{waveform.name}", "waveform has no samples (only 'constant' and "
                               "'arbitrary' waveforms exist on QOP 2.x)", "waveform")
             )
+        if not 0 < waveform.sampling_rate <= 1e9:
+            problems.append(ConfigProblem(f"waveforms.{waveform.name}.sampling_rate", f"sampling rate "
+                                          f"{waveform.sampling_rate:g} S/s is not in (0, 1e9]: the OPX+ plays at most "
+                                          "1 GS/s", "waveform"))
     for mixer in config.mixers.values():
         for i, entry in enumerate(mixer.corrections):
             if any(abs(v) >= 2 for v in entry.matrix):
@@ -606,9 +618,12 @@ def _check_pulse(config: QmConfig, pulse: Pulse) -> list[ConfigProblem]:
         waveform = config.waveforms.get(name)
         if waveform is None:
             problems.append(ConfigProblem(path, f"waveform '{name}' is not defined in 'waveforms'", "pulse"))
-        elif not waveform.is_constant and waveform.samples.size and waveform.samples.size != pulse.length:
-            problems.append(ConfigProblem(path, f"waveform '{name}' has {waveform.samples.size} samples but pulse "
-                                                f"'{pulse.name}' is {pulse.length} ns long", "pulse"))
+        elif (not waveform.is_constant and waveform.samples.size and 0 < waveform.sampling_rate <= 1e9
+              and waveform.played_length != pulse.length):
+            at_rate = "" if waveform.sampling_rate == 1e9 else (
+                f" at {waveform.sampling_rate:g} S/s, which play for {waveform.played_length} ns,")
+            problems.append(ConfigProblem(path, f"waveform '{name}' has {waveform.samples.size} samples{at_rate} but "
+                                                f"pulse '{pulse.name}' is {pulse.length} ns long", "pulse"))
     if pulse.digital_marker is not None and pulse.digital_marker not in config.digital_waveforms:
         problems.append(ConfigProblem(f"{base}.digital_marker", f"digital waveform '{pulse.digital_marker}' is not "
                                                                 "defined in 'digital_waveforms'", "pulse"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qm import QuantumMachinesManager, SimulationConfig
+from qm.exceptions import OpenQmException
 from qm.qua import play, program, wait
 from qualang_tools.bakery import baking
 
@@ -142,3 +143,37 @@ def test_include_flags_add_the_deprecated_waveform_lists(qmm):
     marker = {"name": "ON", "timestamp": float(t0 + 8 - 2), "duration": 20.0,
               "samples": [{"value": True, "duration": 10.0}, {"value": False, "duration": 6.0}]}
     assert digital == {"controllers": {"con1": {"ports": {"1": [marker]}}}, "elements": {"flux": [marker]}}
+
+
+# ------------------------------------------------------------------------------ arbitrary waveforms with a sampling rate
+
+SLOW = [round(0.3 * np.sin(2 * np.pi * k / 37), 6) for k in range(100)]
+
+
+def _slow_config(pulse_length: int) -> dict:
+    config = _config()
+    config["elements"]["qe1"]["operations"]["slow"] = "slow_pulse"
+    config["pulses"]["slow_pulse"] = {"operation": "control", "length": pulse_length, "waveforms": {"single": "slow"}}
+    config["waveforms"]["slow"] = {"type": "arbitrary", "samples": SLOW, "sampling_rate": 1e8}
+    return config
+
+
+def test_a_waveform_at_100_MSps_fills_a_1000_ns_pulse(qmm):
+    """qua-libs' waveform-compression example: a pulse of N samples at rate R lasts N * 1e9 / R ns."""
+    with program() as prog:
+        play("slow", "qe1")
+    job = qmm.simulate(_slow_config(1000), prog, SimulationConfig(duration=400))
+    start = job.get_simulated_waveform_report().analog_waveforms[0].timestamp
+    out = job.get_simulated_samples().con1.analog["1"][start:start + 1100]
+    assert out[0:1000:10].tolist() == SLOW  # each given sample, exactly, every 10 ns
+    assert not out[1000:].any()  # and the pulse is over after 1000 ns
+    s0, s1, s2, s3 = SLOW[0:4]
+    assert out[15] == pytest.approx((-s0 + 9 * s1 + 9 * s2 - s3) / 16, abs=1e-12)  # the cubic halfway, not the line
+    assert out[15] != pytest.approx((s1 + s2) / 2, abs=1e-6)
+
+
+def test_a_pulse_whose_length_is_not_the_resampled_waveform_is_refused(qmm):
+    with pytest.raises(OpenQmException) as refused:
+        qmm.open_qm(_slow_config(800))
+    assert ("waveform 'slow' has 100 samples at 1e+08 S/s, which play for 1000 ns, but pulse 'slow_pulse' is 800 ns "
+            "long") in str(refused.value)

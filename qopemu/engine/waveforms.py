@@ -168,6 +168,7 @@ class Synthesizer:
         self.dtype = dtype  # of the analog samples
         self._modulated: dict[tuple, _Modulated] = {}
         self._markers: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, bool]] = {}
+        self._resampled: dict[str, np.ndarray] = {}  # arbitrary waveforms with a sampling_rate, at 1 GS/s
         analog = [p for p in config.declared_ports() if p.ref.kind == ANALOG_OUTPUTS]
         self.analog_ports = sorted((p.ref for p in analog), key=_port_order)
         self.digital_ports = sorted(
@@ -508,6 +509,11 @@ class Synthesizer:
         samples = waveform.samples
         if waveform.is_constant:
             return np.full(k1 - k0, samples[0])
+        if waveform.sampling_rate != 1e9:
+            samples = self._resampled.get(name)
+            if samples is None:
+                samples = self._resampled[name] = resample(waveform.samples, waveform.sampling_rate,
+                                                           waveform.played_length)
         if length <= samples.size:
             return samples[k0:k1].astype(float)
         positions = np.arange(k0, k1) * ((samples.size - 1) / (length - 1))
@@ -633,6 +639,24 @@ class Synthesizer:
             cached = (np.array(highs, dtype=np.int64), np.array(lows, dtype=np.int64), last_high)
             self._markers[key] = cached
         return cached
+
+
+def resample(samples: np.ndarray, rate: float, length: int) -> np.ndarray:
+    """`length` samples at 1 GS/s of a waveform sampled at `rate` S/s: sample t (ns) sits at position
+    p = t * rate / 1e9 of the given samples, interpolated by the 3rd-order (4-point) Lagrange polynomial through the
+    samples around it (docs/simulation.md, "Arbitrary waveforms with a sampling rate"). At whole positions it is the
+    given sample exactly; past either end, the end sample stands in for the missing neighbours."""
+    position = np.arange(length) * (rate / 1e9)
+    i = np.floor(position).astype(np.int64)
+    x = position - i
+    last = samples.size - 1
+    at = [samples[np.clip(i + d, 0, last)] for d in (-1, 0, 1, 2)]
+    weights = (-x * (x - 1) * (x - 2) / 6, (x + 1) * (x - 1) * (x - 2) / 2, -(x + 1) * x * (x - 2) / 2,
+               (x + 1) * x * (x - 1) / 6)
+    out = sum(w * a for w, a in zip(weights, at))
+    whole = x == 0
+    out[whole] = at[1][whole]  # exactly the given sample, without the rounding of the weighted sum
+    return out
 
 
 def reach_ns(config: QmConfig, analog_ports: Sequence[object], digital_inputs: Sequence[object]) -> tuple[int, int]:
