@@ -137,7 +137,7 @@ class RecordingHost:
     def save_adc(self, tag, input_number, trace, timestamp_ns):
         self.adc.append((tag, input_number, trace, timestamp_ns))
 
-    def pause(self):
+    def pause(self, timestamp_ns):
         self.pauses += 1
 
     def read_input_stream(self, name, count):

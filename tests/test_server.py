@@ -157,6 +157,61 @@ def test_realtime_setting_paces_jobs_to_hardware_time():
     assert waited[True] >= 0.2 and durations[True] >= 0.15
 
 
+def test_realtime_paces_the_whole_timeline_pauses_included_and_halts_at_once():
+    """With realtime, a job is running for as long as its hardware time, saves or not: a wait of 1.2 s keeps it
+    running 1 s, a pause comes at its hardware time and the time paused does not count. Halting still kills the
+    program at once."""
+    import qopemu
+    from configs import config
+    from qm.qua import pause, play, program, wait
+
+    second = 250_000_000  # clock cycles
+    with program() as waits:
+        play("cw", "qubit")
+        wait(second, "qubit")
+    with program() as pauses:
+        play("cw", "qubit")
+        wait(int(0.4 * second), "qubit")
+        pause()
+        wait(int(0.4 * second), "qubit")
+
+    def until(predicate, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        return time.monotonic()
+
+    with qopemu.Server(settings.Settings(realtime=True)) as server:
+        qmm = QuantumMachinesManager(server.host, server.port)
+        qm = qmm.open_qm(config(), close_other_machines=False)
+        job = qm.execute(waits)
+        started = time.monotonic()
+        time.sleep(0.7)
+        assert job.status == "running"  # no save ever comes to pace it: the end is paced
+        ended = until(lambda: job.status == "completed")
+        assert 0.95 <= ended - started < 2
+
+        job = qm.execute(pauses)
+        started = time.monotonic()
+        paused = until(job.is_paused)
+        assert 0.35 <= paused - started < 1.2  # the pause comes after the 0.4 s before it
+        time.sleep(0.3)  # paused: no hardware time passes
+        assert job.is_paused() and job.status == "running"
+        resumed = time.monotonic()
+        job.resume()
+        ended = until(lambda: job.status == "completed")
+        assert 0.35 <= ended - resumed < 1.2  # then the 0.4 s after it
+
+        job = qm.execute(waits)
+        time.sleep(0.2)
+        halting = time.perf_counter()
+        assert job.halt() is True
+        assert time.perf_counter() - halting < 0.1
+        assert job.status == "canceled"
+        qmm.close_all_qms()
+
+
 def test_status_command_lists_qms_and_queues(server, connect, capsys):
     from configs import config
     from programs import held, paused

@@ -450,7 +450,7 @@ class _Generator:
     def _st_pause(self, node) -> None:
         # pause halts the whole program: every element resumes together (QM docs, features.md "Pause")
         self._implicit_align(set(self.all_elements))
-        self.emit("_pause()")
+        self.emit(f"_pause({self._now()})")  # where the program's time stands (a realtime job waits for it)
 
     def _st_advanceInputStream(self, node) -> None:
         loc = node.loc

@@ -35,7 +35,9 @@ class JobHost(Protocol):
 
     def save_adc(self, tag: str, input_number: int, trace: np.ndarray, timestamp_ns: int) -> None: ...
 
-    def pause(self) -> None: ...
+    def pause(self, timestamp_ns: int) -> None:
+        """`pause()` at `timestamp_ns` (ns since the program started); returns when the job is resumed."""
+        ...
 
     def read_input_stream(self, name: str, count: int) -> list:
         """`name` is the variable name the client pushes to: "input_stream_<name given to declare_input_stream>"
@@ -93,7 +95,7 @@ class _Stop(Exception):
     """Raised by the generated code once the simulation horizon is passed, or where a simulated program holds."""
 
 
-def _hold() -> None:
+def _hold(timestamp_ns: int) -> None:
     """`pause()` in a simulation: nobody can resume a simulation, so the program stays where it paused until the
     simulated duration is over. The outputs do what the hardware's do while it waits: a sticky element keeps its
     level (a run that stops records no final ramp), anything else is back at its offset."""

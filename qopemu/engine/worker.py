@@ -344,7 +344,8 @@ class _WorkerHost:
         self._inputs: dict[str, list] = {}
         self._resumed = False
         self.corrections: dict[str, tuple[float, float, float, float]] = {}  # job.set_element_correction
-        self._realtime_origin = time.monotonic() if realtime else None
+        self._realtime = realtime
+        self._realtime_origin: float | None = None  # realtime: the monotonic time of hardware time 0
         self._values: dict[tuple[str, str], tuple[list, list]] = {}
         self._buffered = 0
         self._lock = threading.Lock()  # the save buffers, and their order in the outbox
@@ -355,12 +356,23 @@ class _WorkerHost:
         self._flusher = threading.Thread(target=self._flush_periodically, daemon=True)
         self._flusher.start()
 
-    # JobHost ----------------------------------------------------------------------------------------------------
-    def save(self, tag: str, kind: str, value, timestamp_ns: int) -> None:
+    def start(self) -> None:
+        """The program is about to run its first statement: its hardware time starts now."""
+        if self._realtime:
+            self._realtime_origin = time.monotonic()
+        self.post(("started",))
+
+    def pace(self, timestamp_ns: int) -> None:
+        """Realtime: wait until the hardware would reach `timestamp_ns`, so that what happens there (a save, a
+        pause, the end of the program) is seen no earlier than on the hardware. Unpaced jobs never wait."""
         if self._realtime_origin is not None:
             delay = self._realtime_origin + timestamp_ns * 1e-9 - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+
+    # JobHost ----------------------------------------------------------------------------------------------------
+    def save(self, tag: str, kind: str, value, timestamp_ns: int) -> None:
+        self.pace(timestamp_ns)
         with self._lock:
             entry = self._values.get((tag, kind))
             if entry is None:
@@ -373,18 +385,23 @@ class _WorkerHost:
             self.flush()
 
     def save_adc(self, tag: str, input_number: int, trace, timestamp_ns: int) -> None:
+        self.pace(timestamp_ns)
         self.post(("adc", tag, input_number, np.asarray(trace, dtype=np.int16)[None, :],
                    np.array([timestamp_ns], dtype=np.int64)))
 
     def runtime_error(self, code: int, message: str) -> None:
         self.post(("runtime_error", code, message))
 
-    def pause(self) -> None:
+    def pause(self, timestamp_ns: int) -> None:
+        self.pace(timestamp_ns)
+        paused_at = time.monotonic()
         with self._control:
             self._resumed = False
         self.post(("paused",))  # the server resumes only a job it has seen paused, so no resume is lost
         with self._control:
             self._control.wait_for(lambda: self._resumed)
+        if self._realtime_origin is not None:  # the program's time stood still while it was paused
+            self._realtime_origin += time.monotonic() - paused_at
 
     def read_input_stream(self, name: str, count: int) -> list:
         self.flush()
@@ -468,9 +485,11 @@ def _run(request: JobRequest, host: _WorkerHost):
     # a program that pauses at once is then paused as soon as the client sees the job running, as on the hardware.
     summary = runtime.run(request.program, host, request.inputs.build(request.config),
                           max_time_ns=request.simulate_ns, record_events=simulation,
-                          waveform_overrides=request.waveform_overrides, on_start=lambda: host.post(("started",)))
+                          waveform_overrides=request.waveform_overrides, on_start=host.start)
     if simulation:
         _hand_over_samples(request, host, summary)
+    else:  # realtime: the job runs until the hardware would end its timeline, whether or not anything marks it
+        host.pace(summary.duration_ns)
     return summary
 
 
