@@ -21,6 +21,7 @@ Example `qopemu.toml` (every key is optional)::
     latency_ns = 24
     loopback = [["con1", 1, "con1", 1]]   # (from controller, analog output, to controller, analog input)
     digital_loopback = [["con1", 1, "con1", 1]]   # (from controller, digital output, to controller, digital input)
+    trigger_period_ns = 1000      # the external trigger port sees a rising edge every this many ns (wait_for_trigger)
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class InputSettings:
     latency_ns: int = 24
     loopback: tuple[tuple[str, int, str, int], ...] = ()
     digital_loopback: tuple[tuple[str, int, str, int], ...] = ()
+    # What executed jobs' `wait_for_trigger` waits for: a periodic trigger, its edges on the 4 ns clock at multiples
+    # of this period from the job's start, as a lab's repetition-rate trigger.
+    trigger_period_ns: int = 1000
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,10 @@ def _inputs(data) -> InputSettings:
     _table(data, InputSettings, "inputs")
     _check(data, "noise_std", (int, float), 0, where="inputs.")
     _check(data, "latency_ns", int, 0, where="inputs.")
+    _check(data, "trigger_period_ns", int, 4, where="inputs.")
+    if data.get("trigger_period_ns", 4) % 4:
+        raise SettingsError(f"inputs.trigger_period_ns must be a multiple of 4 ns (the trigger port is sampled on the "
+                            f"4 ns clock), got {data['trigger_period_ns']}")
     return InputSettings(**{**data, "loopback": _wires(data, "loopback", "analog"),
                             "digital_loopback": _wires(data, "digital_loopback", "digital")})
 

@@ -18,7 +18,7 @@ from qopemu.engine.compiler import CompileError, compile_program
 from qopemu.engine.runtime import run
 from qopemu.engine.waveform_report import build
 from qopemu.engine.waveforms import render
-from qopemu.engine.timing import PROGRAM_START_NS
+from qopemu.engine.timing import PROGRAM_START_NS, TRIGGER_RESPONSE_NS
 from engine_support import IF_QUBIT, RecordingHost, SilentInputs, compile_qua, from_program_start, make_config
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -135,12 +135,15 @@ def test_a_sticky_element_keeps_its_level_when_the_simulation_stops_first():
 # -------------------------------------------------------------------------------------------- wait_for_trigger
 
 
-def test_wait_for_trigger_with_a_constant_pulse_plays_it_for_the_zero_length_wait():
+def test_wait_for_trigger_plays_its_constant_pulse_until_the_element_resumes_after_the_trigger():
     with program() as prog:
         wait_for_trigger("qubit", pulse_to_play="cw")
         play("pi", "qubit")
-    events = events_of(prog)
-    assert [(e.operation, e.start) for e in plays(events, "qubit")] == [("pi", 0)]
+    events = events_of(prog, trigger_period_ns=1000)
+    # the wait starts with the program; the trigger's edge comes at 1000 ns from the job's start, the element
+    # resumes TRIGGER_RESPONSE_NS later
+    resume = 1000 + TRIGGER_RESPONSE_NS - PROGRAM_START_NS
+    assert [(e.operation, e.start, e.length) for e in plays(events, "qubit")] == [("cw", 0, resume), ("pi", resume, 40)]
 
 
 def test_wait_for_trigger_refuses_a_pulse_that_is_not_constant_or_not_defined():

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 from qm import SimulationConfig
-from qm.qua import assign, declare, declare_stream, pause, play, program, save, stream_processing, wait
+from qm import QuantumMachinesManager
+from qm.qua import (align, assign, declare, declare_stream, for_, if_, pause, play, program, save, stream_processing,
+                    wait, wait_for_trigger)
+
+import qopemu
+from qopemu.settings import InputSettings, Settings
 
 LEAD_IN = 208  # ns: where QM's simulated samples show a program's first pulse
 
@@ -96,3 +101,78 @@ def test_an_executed_job_shares_the_lead_in(qmm):
     assert job.result_handles.get("ts").fetch_all()["value"].tolist() == [(LEAD_IN + 40) // 4]
     assert job.result_handles.get("st").fetch_all()["timestamp"] == LEAD_IN + 140
 
+
+
+def test_save_timestamps_advance_in_a_loop_that_plays_nothing(qmm):
+    with program() as prog:
+        n = declare(int)
+        st = declare_stream()
+        with for_(n, 0, n < 3, n + 1):
+            save(n, st)
+        with stream_processing():
+            st.with_timestamps().save_all("n")
+    job = qmm.simulate(CONFIG, prog, SimulationConfig(duration=200))
+    job.result_handles.wait_for_all_values()
+    saved = job.result_handles.get("n").fetch_all()
+    assert saved["value"].tolist() == [0, 1, 2]
+    assert saved["timestamp"].tolist() == [LEAD_IN + 84, LEAD_IN + 168, LEAD_IN + 252]  # 84 ns an iteration
+
+
+def test_save_timestamps_follow_the_pulses_when_they_take_longer_than_the_computation(qmm):
+    with program() as prog:
+        n = declare(int)
+        st = declare_stream()
+        with for_(n, 0, n < 3, n + 1):
+            play("const", "a")
+            save(n, st)
+        with stream_processing():
+            st.with_timestamps().save_all("n")
+    job = qmm.simulate(CONFIG, prog, SimulationConfig(duration=300))
+    job.result_handles.wait_for_all_values()
+    assert job.result_handles.get("n").fetch_all()["timestamp"].tolist() == [LEAD_IN + 100, LEAD_IN + 200,
+                                                                             LEAD_IN + 300]
+
+
+def test_an_align_after_a_branch_on_a_runtime_value_leaves_the_handoff_gap(qmm):
+    def two_pulses(branch: bool):
+        with program() as prog:
+            x = declare(int, value=1)
+            if branch:
+                with if_(x > 0):
+                    play("const", "a")
+            else:
+                play("const", "a")
+            align("a", "b")
+            play("const", "b")
+        samples = qmm.simulate(CONFIG, prog, SimulationConfig(duration=200)).get_simulated_samples().con1.analog
+        return _on(samples["1"]), _on(samples["2"])
+
+    a, b = two_pulses(branch=False)
+    assert b[0] == a[-1] + 1  # deterministic: the align is a wait of known length
+    a, b = two_pulses(branch=True)
+    assert a[0] == LEAD_IN and b[0] == a[-1] + 1 + 20  # the cores pass the word in 20 ns
+
+
+def test_wait_for_trigger_in_an_executed_job_waits_for_the_settings_trigger():
+    settings = Settings(inputs=InputSettings(trigger_period_ns=2000))
+    with program() as prog:
+        tag = declare(int)
+        ts = declare_stream()
+        tags = declare_stream()
+        wait_for_trigger("a", time_tag_target=tag)
+        play("const", "a", timestamp_stream=ts)
+        save(tag, tags)
+        with stream_processing():
+            ts.save_all("ts")
+            tags.save_all("tag")
+    with qopemu.Server(settings) as server:
+        qmm = QuantumMachinesManager(server.host, server.port)
+        try:
+            job = qmm.open_qm(CONFIG).execute(prog)
+            job.result_handles.wait_for_all_values()
+            # the wait starts with the program; the trigger's edge comes at 2000 ns; the element resumes 300 ns later
+            assert job.result_handles.get("tag").fetch_all()["value"].tolist() == [2000 - LEAD_IN]
+            assert job.result_handles.get("ts").fetch_all()["value"].tolist() == [(2000 + 300) // 4]
+        finally:
+            qmm.close_all_qms()
+            qmm.close()

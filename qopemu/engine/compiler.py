@@ -26,7 +26,8 @@ from google.protobuf.json_format import MessageToDict
 from qopemu.engine import fixed as fx
 from qopemu.engine.acquisition import DigitalInput, DigitalProcess, MeasureSpec, ProcessSpec, Term
 from qopemu.engine.runtime import pure_helpers
-from qopemu.engine.timing import CLOCK_NS, PROGRAM_START_NS, TimelineLayout, max_expr
+from qopemu.engine.timing import (CLOCK_NS, LOOP_ITERATION_NS, PROGRAM_START_NS, TRIGGER_RESPONSE_NS, TimelineLayout,
+                                  max_expr)
 from qopemu.engine.waveforms import alignment_delay_ns
 from qopemu.qmconfig import QmConfig
 
@@ -136,6 +137,10 @@ class _Generator:
         self.all_elements: list[str] = []
         self.dynamic_phase: dict[str, int] = {}  # element -> index of its oscillator-state locals
         self.dynamic_correction: dict[str, int] = {}  # element -> index of its mixer-correction local
+        # Timelines whose time, at this point of the walk, depends on run-time values: an align with one of them is
+        # not deterministic (engine/timing.py ALIGN_HANDOFF_NS).
+        self.runtime_timed: set[str] = set()
+        self.core_clock_synced = False  # no timeline moved since the last save brought `_c` up to them
 
     # ---------------------------------------------------------------------------------------------- driver
 
@@ -197,11 +202,13 @@ class _Generator:
         for name in ("save", "save_adc", "read_input_stream", "get_io", "set_io"):
             self.emit(f"_{name} = _rt.host.{name}")
         self.emit("_pause = _rt.pause")
+        self.emit("_trigger = _rt.trigger")
         self.emit("_ev = _rt.record")
         self.emit("_corr = getattr(_rt.host, 'corrections', {})")
         self.emit("_mt = _rt.max_time")
         self.emit("_M = _rt.acquirers")
         self.emit("_S = 0")
+        self.emit(f"_c = {PROGRAM_START_NS}")  # where the core's computation has got to (save timestamps)
         for var in self.vars.values():
             init = [self._literal_value(lit.value, _PB_TYPES.get(lit.type, INT), var.type, "")
                     for lit in self._dec(var.name).value]
@@ -319,20 +326,78 @@ class _Generator:
             names = self.layout.vars_for(loop_elements) or self.layout.vars_for(self.all_elements)
             if names:
                 self.emit(f"if {' and '.join(f'{n} > _mt' for n in names)}: raise _Stop")
+            if self._saves_in(statements):  # the iteration's cost only shows in save timestamps
+                self.emit(f"_c += {LOOP_ITERATION_NS}")
+        self.core_clock_synced = False
         for statement in statements:
             kind = statement.WhichOneof("statement_oneof")
             if kind is None:
                 continue
             node = getattr(statement, kind)
+            if kind not in ("save", "assign"):
+                self.core_clock_synced = False
             handler = getattr(self, f"_st_{kind}", None)
             if handler is None:
                 self.problem(getattr(node, "loc", ""), f"{_NOT_YET}: statement '{kind}'")
                 continue
             handler(node)
+            self._mark_runtime_timed([statement])
 
     def _implicit_align(self, elements: set[str]) -> None:
-        for line in self.layout.align(elements):
+        names = self.layout.vars_for(elements)
+        handoff = not self.runtime_timed.isdisjoint(names)
+        lines = self.layout.align(elements, handoff)
+        if lines and handoff:
+            self.runtime_timed.update(names)  # all of them now wait on a run-time time
+        for line in lines:
             self.emit(line)
+
+    def _loop_align(self, elements: set[str], body) -> None:
+        """The align at the start of every iteration. The body may make some timelines run-time timed, and from the
+        second iteration on that align is then a hand-off: the walk looks through the body first for that."""
+        before = set(self.runtime_timed)
+        self._mark_runtime_timed(body)
+        names = self.layout.vars_for(elements)
+        if not self.runtime_timed.isdisjoint(names):
+            self.runtime_timed.update(names)
+        else:
+            self.runtime_timed = before
+        self._implicit_align(elements)
+
+    def _mark_runtime_timed(self, statements) -> None:
+        """Note the timelines that `statements` leave at a run-time time: a branch on a run-time value, a run-time
+        duration, a wait for a trigger or a resume."""
+        for statement in statements:
+            kind = statement.WhichOneof("statement_oneof")
+            node = getattr(statement, kind) if kind else None
+            if kind in ("waitForTrigger", "pause") or (kind == "if" and not self._constant_condition(node)):
+                names = self._element_names(node.qe) if kind == "waitForTrigger" else (
+                    self.all_elements if kind == "pause" else self._elements_of(
+                        [s for body in self._bodies("if", node) for s in body]))
+                self.runtime_timed.update(self.layout.vars_for([n for n in names if n in self.config.elements]))
+            elif kind in ("play", "wait") and self._runtime_duration(node):
+                names = [node.qe.name] if kind == "play" else (self._element_names(node.qe) or self.all_elements)
+                self.runtime_timed.update(self.layout.vars_for([n for n in names if n in self.config.elements]))
+            for body in self._bodies(kind, node):
+                self._mark_runtime_timed(body)
+
+    def _constant_condition(self, node) -> bool:
+        conditions = [node.condition] + [e.condition for e in node.elseifs]
+        return all(c.WhichOneof("expression_oneof") == "literal" for c in conditions)
+
+    def _runtime_duration(self, node) -> bool:
+        fields = ("time",) if hasattr(node, "time") else ("duration", "truncate")
+        return any(node.HasField(f) and getattr(node, f).WhichOneof("expression_oneof") != "literal" for f in fields)
+
+    def _saves_in(self, statements) -> bool:
+        for statement in statements:
+            kind = statement.WhichOneof("statement_oneof")
+            if kind == "save":
+                return True
+            node = getattr(statement, kind) if kind else None
+            if any(self._saves_in(body) for body in self._bodies(kind, node)):
+                return True
+        return False
 
     # -------------------------------------------------------------------------------------- control flow
 
@@ -363,7 +428,7 @@ class _Generator:
         cond = self.as_bool(self.expr(node.condition, loc), loc) if has_condition else _Expr("True", BOOL, True)
         self.emit(f"while {cond.src}:")
         self.depth += 1
-        self._implicit_align(elements)
+        self._loop_align(elements, node.body.statements)
         self._block(node.body.statements, elements)
         for statement in node.update.statements:
             self._st_assign(statement.assign)
@@ -389,7 +454,7 @@ class _Generator:
         self.depth += 1
         for var, array in pairs:
             self.emit(f"{var.local} = {array.local}[{index}]")
-        self._implicit_align(elements)
+        self._loop_align(elements, node.body.statements)
         self._block(node.body.statements, elements)
         self.depth -= 1
 
@@ -436,7 +501,17 @@ class _Generator:
         if value is None:
             return
         self._stream_kind(node.tag, value.type, loc)
-        self.emit(f"_save({node.tag!r}, {value.type!r}, {self.to_python(value)}, {self._now()})")
+        # the core reaches the save once its pulses so far are queued and its computation is done
+        names = self.layout.vars_for(self.all_elements)
+        if self.core_clock_synced:
+            pass
+        elif len(names) <= 2:
+            for name in names:
+                self.emit(f"if {name} > _c: _c = {name}")
+        else:
+            self.emit(f"_c = max(_c, {', '.join(names)})")
+        self.core_clock_synced = True
+        self.emit(f"_save({node.tag!r}, {value.type!r}, {self.to_python(value)}, _c)")
 
     def _stream_kind(self, tag: str, kind: str, loc: str) -> None:
         known = self.stream_kinds.setdefault(tag, kind)
@@ -498,17 +573,29 @@ class _Generator:
         self._implicit_align({n for n in names if self._element(n, node.loc)})
 
     def _st_waitForTrigger(self, node) -> None:
-        # No trigger source exists in the emulator: the trigger is taken as already present, so the wait ends
-        # at once; a time-tag target gets 0 (the trigger arrived at the start of the wait). The pulse played "while
-        # waiting for the external trigger" therefore plays for 0 ns; it is still checked, as it "must be a
-        # constant pulse" (qm.qua.wait_for_trigger docstring).
-        for name in self._element_names(node.qe):
-            if self._element(name, node.loc) and node.HasField("pulseToPlay"):
-                self._constant_pulse(name, node.pulseToPlay.name, node.loc)
+        # The element waits for the trigger's edge (the job's trigger source, engine/runtime.py) and resumes
+        # TRIGGER_RESPONSE_NS after it. The pulse "must be a constant pulse" (qm.qua.wait_for_trigger docstring) and
+        # "will be played continuously until the arrival of the trigger signal" (Guides/external_trigger): until the
+        # element resumes. The time tag is "the time at which the trigger arrived relative to the waiting start
+        # time. In ns." (docstring).
+        target = None
         if node.HasField("timeTagTarget"):
-            var = self._var(node.timeTagTarget.name, node.loc, scalar=True)
-            if var is not None:
-                self.emit(f"{var.local} = 0")
+            target = self._var(node.timeTagTarget.name, node.loc, scalar=True)
+        for name in self._element_names(node.qe):
+            if not self._element(name, node.loc):
+                continue
+            t = self.layout.var(name)
+            arrival = self.fresh("a")
+            self.emit(f"{arrival} = _trigger({t})")
+            if node.HasField("pulseToPlay"):
+                pulse = self._constant_pulse(name, node.pulseToPlay.name, node.loc)
+                if pulse is not None:
+                    self.emit_event(f"_ev(_PlayEvent({name!r}, {node.pulseToPlay.name!r}, {pulse.name!r}, {t}, "
+                                    f"{arrival} + {TRIGGER_RESPONSE_NS} - {t}, None, {self._freq_src(name)}, "
+                                    f"{self._phase_src(name, t)}, (), (), None, False, {self._correction_src(name)}))")
+            if target is not None:
+                self.emit(f"{target.local} = {arrival} - {t}")
+            self.emit(f"{t} = {arrival} + {TRIGGER_RESPONSE_NS}")
 
     # ----------------------------------------------------------------------------------- oscillator state
 
@@ -624,16 +711,19 @@ class _Generator:
                 self.overridable[waveform_name] = int(waveform.samples.size)
         return pulse
 
-    def _constant_pulse(self, element: str, operation: str, loc: str) -> None:
+    def _constant_pulse(self, element: str, operation: str, loc: str):
+        """The pulse of `operation`, which must have only constant waveforms (None after a problem)."""
         pulse = self._operation_pulse(element, operation, loc)
         if pulse is None:
-            return
+            return None
         arbitrary = [w for w in pulse.waveforms.values()
                      if w in self.config.waveforms and not self.config.waveforms[w].is_constant]
         if arbitrary:
             self.problem(loc, f"wait_for_trigger plays operation '{operation}' of element '{element}' while waiting, "
                               f"which needs a constant pulse, but pulse '{pulse.name}' has the arbitrary waveform "
                               f"'{arbitrary[0]}'")
+            return None
+        return pulse
 
     def _amp(self, node, loc: str) -> str:
         if not node.HasField("amp"):

@@ -283,6 +283,9 @@ class InputModel:
     latency_ns: int = 24
     raw: tuple[tuple[str, int, tuple[float, ...]], ...] = ()  # (controller, input, samples at 1 ns)
     digital_loopback: tuple[tuple[str, int, str, int], ...] = ()  # (from controller, digital output, to, input)
+    # the external trigger port's periodic edges (ns); None: no trigger ever comes, as in a simulation, whose
+    # `SimulationConfig` has no trigger input
+    trigger_period_ns: int | None = None
 
     def build(self, config: QmConfig) -> InputSource:
         if self.raw:

@@ -17,6 +17,7 @@ import numpy as np
 from qopemu.engine import events as ev
 from qopemu.engine import fixed as fx
 from qopemu.engine.acquisition import Acquirer, NormalSource
+from qopemu.engine.timing import CLOCK_NS
 
 if TYPE_CHECKING:  # the compiler imports this module's helpers; the type is only for hints here
     from qopemu.engine.compiler import CompiledProgram
@@ -232,6 +233,7 @@ class _Context:
     max_time: int
     acquirers: list
     pause: object  # what `pause()` does: the host's pause, or holding a simulation there
+    trigger: object  # when the external trigger comes, seen from a wait that starts at a given time
 
 
 # ------------------------------------------------------------------------------------------------------ run
@@ -247,6 +249,7 @@ def run(
     waveform_overrides: dict[str, np.ndarray] | None = None,
     seed: int | None = None,
     on_start: Callable[[], None] | None = None,
+    trigger_period_ns: int | None = None,
 ) -> RunSummary:
     """Execute `compiled` to its end (or until every timeline passed `max_time_ns`, which makes the run a
     simulation: it also ends at a `pause()`).
@@ -255,7 +258,8 @@ def run(
     source as they happen, so a loopback sees pulses before the measure that reads them). `waveform_overrides`
     are checked against the program's overridable waveforms here; rendering them is the waveform synthesiser's
     job. `seed` seeds the input noise; QUA `Random` generators follow their own QUA seeds. `on_start` is called
-    once everything is ready, right before the program's first statement runs.
+    once everything is ready, right before the program's first statement runs. `trigger_period_ns`: the external
+    trigger's edges; None, no trigger comes (a simulation's waits hold past its duration).
     """
     _check_overrides(compiled, waveform_overrides or {})
     events: list = []
@@ -286,11 +290,23 @@ def run(
     exec(compiled.code(with_events), namespace)
     simulation = max_time_ns is not None
     context = _Context(host, record, max_time_ns if simulation else _NO_LIMIT, acquirers,
-                       _hold if simulation else host.pause)
+                       _hold if simulation else host.pause, _trigger_source(trigger_period_ns, max_time_ns))
     if on_start is not None:
         on_start()
     duration, statements = namespace["_program"](context)
     return RunSummary(duration_ns=duration, events=events, statements=statements)
+
+
+def _trigger_source(period_ns: int | None, max_time_ns: int | None):
+    """When a trigger edge reaches the trigger port, for a wait that starts at `t` ns (an edge at `t` counts)."""
+    if period_ns is not None:
+        return lambda t: -(-t // period_ns) * period_ns
+    if max_time_ns is not None:  # no trigger in a simulation: the wait lasts past the simulated duration
+        return lambda t: max(t, max_time_ns) + CLOCK_NS
+
+    def never(t: int) -> int:
+        raise QuaRuntimeError("wait_for_trigger: this job has no trigger source")
+    return never
 
 
 def _check_overrides(compiled: CompiledProgram, overrides: dict[str, np.ndarray]) -> None:

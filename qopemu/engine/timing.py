@@ -33,6 +33,25 @@ CLOCK_NS = 4
 # origin, sample 0 of a simulation; executed jobs run the same engine and share it.
 PROGRAM_START_NS = 208
 
+# An `align` whose elements' times are only known at run time (after a branch on a runtime value, a runtime
+# duration, a trigger) is a message from one core to another, which takes a few cycles: "there is a few cycles delay
+# between the pulses" (qua-libs Tutorials/intro-to-timing, example 4, after the guide Guides/timing_in_qua); its
+# zoomed plot shows 20 ns between the end of one pulse and the start of the next. A deterministic align costs
+# nothing: the compiler turns it into a wait of known length (same tutorial, example 3).
+ALIGN_HANDOFF_NS = 20
+
+# Real-time computation is not free ("Each pulse is played immediately, unless specified otherwise or a calculation
+# has to be done", Guides/timing_in_qua). The one public figure for it: in the same tutorial's example 4, computing a
+# random duration delays the pulse that uses it by 84 ns (+-5 ns) past the program start. qopemu charges that much
+# for each iteration of a loop: the core runs ahead of the pulses it queues, so the cost only shows where an
+# iteration plays less than that, as in a loop that only saves, whose timestamps then advance by it.
+LOOP_ITERATION_NS = 84
+
+# `wait_for_trigger` resumes this long after the trigger's edge: "because of the response delay of the OPX after
+# being triggered of about 300ns" (qua-libs, AMO Use Case 1 - Saffman Lab - Atom Sorting, readme). The trigger port
+# is sampled every 4 ns (Guides/external_trigger), so a trigger is seen on the clock.
+TRIGGER_RESPONSE_NS = 300
+
 
 class TimelineLayout:
     """Which timeline local (`T0`, `T1`, ...) each element uses: one per core group, in config order."""
@@ -55,12 +74,14 @@ class TimelineLayout:
     def all_vars(self) -> list[str]:
         return self.vars_for(self._var)
 
-    def align(self, elements: Iterable[str]) -> list[str]:
-        """Lines that move every given element's timeline to the latest of them."""
+    def align(self, elements: Iterable[str], handoff: bool = False) -> list[str]:
+        """Lines that move every given element's timeline to the latest of them; `handoff`: the align is not
+        deterministic, and the cores pass the word in `ALIGN_HANDOFF_NS`."""
         names = self.vars_for(elements)
         if len(names) < 2:
             return []
-        return [f"_m = {max_expr(names)}", " = ".join(names) + " = _m"]
+        gap = f" + {ALIGN_HANDOFF_NS}" if handoff else ""
+        return [f"_m = {max_expr(names)}{gap}", " = ".join(names) + " = _m"]
 
 
 def max_expr(names: list[str]) -> str:

@@ -485,7 +485,8 @@ def _run(request: JobRequest, host: _WorkerHost):
     # a program that pauses at once is then paused as soon as the client sees the job running, as on the hardware.
     summary = runtime.run(request.program, host, request.inputs.build(request.config),
                           max_time_ns=request.simulate_ns, record_events=simulation,
-                          waveform_overrides=request.waveform_overrides, on_start=host.start)
+                          waveform_overrides=request.waveform_overrides, on_start=host.start,
+                          trigger_period_ns=request.inputs.trigger_period_ns)
     if simulation:
         _hand_over_samples(request, host, summary)
     else:  # realtime: the job runs until the hardware would end its timeline, whether or not anything marks it

@@ -71,10 +71,10 @@ class QmRunner:
 
 
 def executed_inputs(settings: Settings) -> InputModel:
-    """Executed jobs see the server-wide wiring of the settings' [inputs] table, analog and digital."""
+    """Executed jobs see the server-wide wiring of the settings' [inputs] table, analog and digital, and its trigger."""
     wiring = settings.inputs
     return InputModel(wiring.noise_std, wiring.loopback, wiring.latency_ns,
-                      digital_loopback=wiring.digital_loopback)
+                      digital_loopback=wiring.digital_loopback, trigger_period_ns=wiring.trigger_period_ns)
 
 
 def execute_on_qm(job: Job, qm: QuantumMachine, pool: WorkerPool, settings: Settings) -> None:
