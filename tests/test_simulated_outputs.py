@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from qm import QuantumMachinesManager, SimulationConfig
 from qm.exceptions import OpenQmException
-from qm.qua import play, program, wait
+from qm.qua import frame_rotation_2pi, play, program, wait
 from qualang_tools.bakery import baking
 
 import qopemu
@@ -177,3 +179,23 @@ def test_a_pulse_whose_length_is_not_the_resampled_waveform_is_refused(qmm):
         qmm.open_qm(_slow_config(800))
     assert ("waveform 'slow' has 100 samples at 1e+08 S/s, which play for 1000 ns, but pulse 'slow_pulse' is 800 ns "
             "long") in str(refused.value)
+
+
+def test_the_frame_is_the_frame_rotation_alone(qmm):
+    """The report's `currentFrame` and the deprecated `phase` give the frame the program rotated, not the oscillator's
+    phase at the pulse (gatelevel_qiskit's comparator of simulator output expects the accumulated frame rotations)."""
+    config = copy.deepcopy(REPORT_CONFIG)
+    config["elements"]["qubit"]["intermediate_frequency"] = 13e6
+    with program() as prog:
+        play("x", "qubit")
+        frame_rotation_2pi(0.25, "qubit")
+        wait(7, "qubit")
+        play("x", "qubit")
+    job = qmm.simulate(config, prog, SimulationConfig(duration=100, include_analog_waveforms=True))
+    first, _, second, _ = job.get_simulated_waveform_report().analog_waveforms
+    assert first.current_frame == [1.0, 0.0, 0.0, 1.0]
+    assert second.current_frame == pytest.approx([0.0, -1.0, 1.0, 0.0], abs=1e-12)
+    assert second.current_phase == pytest.approx((13e6 * 1e-9 * (second.timestamp - first.timestamp) + 0.25) % 1)
+    with pytest.warns(DeprecationWarning):
+        ports = job.simulated_analog_waveforms()["controllers"]["con1"]["ports"]
+    assert [pulse["phase"] for pulse in ports["1"]] == pytest.approx([0.0, np.pi / 2])

@@ -184,7 +184,8 @@ def test_a_long_report_comes_in_time_order_with_its_state_at_each_pulse(config):
     """Pulses of many shapes interleave; each entry still carries the DC offset, frame and start of its own pulse."""
     events = []
     for k in range(3000):
-        events.append(PlayEvent("drive", "const", "const", 100 * k, 100, None, 25e6, (0.1 * k) % 1))
+        events.append(PlayEvent("drive", "const", "const", 100 * k, 100, None, 25e6, (0.1 * k) % 1,
+                                frame=(0.05 * k) % 1))
         events.append(PlayEvent("qubit", "marked", "iq_marked", 100 * k + 50, 40, (0.5, 0, 0, 0.5), 50e6, 0.0))
     events.append(DcOffsetEvent("drive", "single", 149_990, 0.25))
     part = SimulatedResponsePart.FromString(build_simulated_part(build(events, config, 300_000)))
@@ -194,8 +195,8 @@ def test_a_long_report_comes_in_time_order_with_its_state_at_each_pulse(config):
     assert [w.timestamp for w in drive] == [100 * k for k in range(3000)]
     assert [w.current_dc_offset_by_port for w in (drive[1499], drive[1500])] == [{"6": 0.0}, {"6": 0.25}]
     assert drive[7].current_phase == pytest.approx(0.7)
-    assert drive[7].current_frame == pytest.approx([np.cos(1.4 * np.pi), -np.sin(1.4 * np.pi),
-                                                    np.sin(1.4 * np.pi), np.cos(1.4 * np.pi)])
+    assert drive[7].current_frame == pytest.approx([np.cos(0.7 * np.pi), -np.sin(0.7 * np.pi),
+                                                    np.sin(0.7 * np.pi), np.cos(0.7 * np.pi)])
     assert len(report.digital_waveforms) == 3000
 
 

@@ -592,7 +592,8 @@ class _Generator:
                 if pulse is not None:
                     self.emit_event(f"_ev(_PlayEvent({name!r}, {node.pulseToPlay.name!r}, {pulse.name!r}, {t}, "
                                     f"{arrival} + {TRIGGER_RESPONSE_NS} - {t}, None, {self._freq_src(name)}, "
-                                    f"{self._phase_src(name, t)}, (), (), None, False, {self._correction_src(name)}))")
+                                    f"{self._phase_src(name, t)}, (), (), None, False, {self._correction_src(name)}, "
+                                    f"{self._frame_src(name)}))")
             if target is not None:
                 self.emit(f"{target.local} = {arrival} - {t}")
             self.emit(f"{t} = {arrival} + {TRIGGER_RESPONSE_NS}")
@@ -611,6 +612,11 @@ class _Generator:
             rate = float(self.config.elements[element].intermediate_frequency) * 1e-9
             return f"({rate!r} * (({time_src}) - {PROGRAM_START_NS})) % 1.0" if rate else "0.0"
         return f"(P{i} + F{i} * 1e-9 * (({time_src}) - R{i}) + Z{i}) % 1.0"
+
+    def _frame_src(self, element: str) -> str:
+        """The element's frame rotation (cycles): frame_rotation and co. since its last frame reset."""
+        i = self.dynamic_phase.get(element)
+        return f"Z{i}" if i is not None else "0.0"
 
     def _st_updateFrequency(self, node) -> None:
         loc, name = node.loc, node.qe.name
@@ -763,7 +769,7 @@ class _Generator:
             self._timestamp(node.timestampLabel, start, loc)
         event = (f"_ev(_PlayEvent({name!r}, {operation!r}, {pulse_name!r}, {start}, {length}, {amp}, "
                  f"{self._freq_src(name)}, {self._phase_src(name, start)}, {chirp_rates}, {chirp_times}, "
-                 f"{ramp_slope}, False, {self._correction_src(name)}))")
+                 f"{ramp_slope}, False, {self._correction_src(name)}, {self._frame_src(name)}))")
         if node.HasField("condition"):
             cond = self.as_bool(self.expr(node.condition, loc), loc)
             # a conditional play takes its time whether or not it plays (qm.qua.play docstring)
@@ -914,7 +920,7 @@ class _Generator:
         amp = self._amp(node, loc)
         self.emit_event(f"_ev(_PlayEvent({name!r}, {node.pulse.name!r}, {pulse.name!r}, {start}, {pulse.length}, "
                         f"{amp}, {self._freq_src(name)}, {self._phase_src(name, start)}, (), (), None, True, "
-                        f"{self._correction_src(name)}))")
+                        f"{self._correction_src(name)}, {self._frame_src(name)}))")
         acquire_length = max([p.length for p in processes] + [p.window for p in digital] + [pulse.length])
         self.emit_event(f"_ev(_AcquisitionEvent({name!r}, {start} + {time_of_flight}, {acquire_length}, "
                         f"{_process_names(node)!r}))")

@@ -32,6 +32,7 @@ class PlayEvent:
     is_measure: bool = False
     # The mixer correction (c00, c01, c10, c11) of an IQ element set by `update_correction`; None: the config's.
     correction: tuple[float, float, float, float] | None = None
+    frame: float = 0.0  # the frame rotation alone (cycles), part of `phase`: what the waveform report calls the frame
 
 
 @dataclass(slots=True)

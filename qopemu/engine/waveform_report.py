@@ -92,15 +92,16 @@ _FRAME = (("timestamp",), ("currentFrame", 0), ("currentFrame", 1), ("currentFra
 
 
 def _frame_values(numbers: np.ndarray) -> np.ndarray:
-    """(start, phase in cycles) -> timestamp, the frame matrix [cos, -sin, sin, cos] and the phase in [0, 1)."""
-    start, phase = numbers[:, 0], numbers[:, 1]
-    radians = 2 * np.pi * phase
+    """(start, oscillator phase, frame rotation; both in cycles) -> timestamp, the frame's rotation matrix
+    [cos, -sin, sin, cos] and the oscillator phase in [0, 1)."""
+    start, phase, frame = numbers[:, 0], numbers[:, 1], numbers[:, 2]
+    radians = 2 * np.pi * frame
     cos, sin = np.cos(radians), np.sin(radians)
     return np.stack([start, cos, -sin, sin, cos, phase % 1.0], axis=1)
 
 
 def _deprecated_values(numbers: np.ndarray) -> np.ndarray:
-    """(start, phase in cycles) -> timestamp and the phase in radians, in (-pi, pi]."""
+    """(start, frame rotation in cycles) -> timestamp and the frame in radians, in (-pi, pi]."""
     radians = -np.remainder(-2 * np.pi * numbers[:, 1] + np.pi, 2 * np.pi) + np.pi
     return np.stack([numbers[:, 0], radians], axis=1)
 
@@ -127,7 +128,8 @@ def build(events: Iterable[object], config: QmConfig, duration_ns: int | None = 
             start = event.start
             key = (event.element, event.pulse, event.length, event.amp, event.frequency, event.correction,
                    event.chirp_rates, event.chirp_times, event.ramp_slope, offsets_version)
-            analog.add(key, lambda: _analog_entries(config, element, event, offsets), (start, event.phase))
+            analog.add(key, lambda: _analog_entries(config, element, event, offsets),
+                       (start, event.phase, event.frame))
             pulse = config.pulses.get(event.pulse)
             if pulse is not None and pulse.digital_marker is not None:
                 for index, marker in enumerate(element.digital_inputs.values()):
@@ -161,7 +163,7 @@ def build(events: Iterable[object], config: QmConfig, duration_ns: int | None = 
 class _Deprecated:
     """The lists of `simulated_analog_waveforms()` / `simulated_digital_waveforms()`: per controller and port, and
     per element, one entry per pulse with `name` (the waveform), `timestamp`, `duration`, and for analog ports
-    `frequency` (Hz), `phase` (radians) and the waveform's `samples`; for digital ports `samples` lists the marker's
+    `frequency` (Hz), `phase` (the frame rotation, radians) and the waveform's `samples`; for digital ports `samples` lists the marker's
     (value, duration) segments as played."""
 
     def __init__(self, config: QmConfig, kind: str):
@@ -181,7 +183,7 @@ class _Deprecated:
         """The entries of a pulse: (port, entry maker, varying numbers) for each port it plays on."""
         if self.kind == "analog":
             shape = (event.pulse, event.length, event.frequency, event.ramp_slope)
-            played = [(port, self._analog_entry(element, event, key), (event.start, event.phase))
+            played = [(port, self._analog_entry(element, event, key), (event.start, event.frame))
                       for port, key in zip(element.analog_ports, _input_keys(element))]
         else:
             pulse = self.config.pulses.get(event.pulse)
@@ -247,7 +249,7 @@ def _analog_entries(config: QmConfig, element: Element, event: PlayEvent, offset
     else:
         amp = [event.amp[0] if event.amp is not None else 1.0]
         correction = list(_IDENTITY)
-    radians = 2 * math.pi * event.phase
+    radians = 2 * math.pi * event.frame
     frame = [math.cos(radians), -math.sin(radians), math.sin(radians), math.cos(radians)]
     ports = element.analog_ports
     keys = _input_keys(element)
