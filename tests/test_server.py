@@ -190,18 +190,18 @@ def test_realtime_paces_the_whole_timeline_pauses_included_and_halts_at_once():
         time.sleep(0.7)
         assert job.status == "running"  # no save ever comes to pace it: the end is paced
         ended = until(lambda: job.status == "completed")
-        assert 0.95 <= ended - started < 2
+        assert 0.9 <= ended - started < 2  # (execute() returns a little after the program started)
 
         job = qm.execute(pauses)
         started = time.monotonic()
         paused = until(job.is_paused)
-        assert 0.35 <= paused - started < 1.2  # the pause comes after the 0.4 s before it
+        assert 0.3 <= paused - started < 1.2  # the pause comes after the 0.4 s before it
         time.sleep(0.3)  # paused: no hardware time passes
         assert job.is_paused() and job.status == "running"
         resumed = time.monotonic()
         job.resume()
         ended = until(lambda: job.status == "completed")
-        assert 0.35 <= ended - resumed < 1.2  # then the 0.4 s after it
+        assert 0.3 <= ended - resumed < 1.2  # then the 0.4 s after it
 
         job = qm.execute(waits)
         time.sleep(0.2)
