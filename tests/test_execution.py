@@ -341,3 +341,23 @@ def test_a_job_that_pauses_at_once_is_paused_when_execute_returns(qm):
             assert time.time() < deadline
             time.sleep(0.001)
     assert not_yet == [0] * 50
+
+
+def test_a_resume_right_after_execute_is_not_lost(connect):
+    """QM's scripts that step an external instrument between runs (qua-libs Single-Fixed-Transmon
+    06b_qubit_spectroscopy_wide_range_outer_loop.py) execute a program that pauses first and call job.resume() at
+    once: the resume must reach the paused program, or the script waits forever for its first values."""
+    with program() as prog:
+        a = declare(fixed)
+        pause()
+        for i in range(400):  # what follows the pause is still to load when the job starts
+            assign(a, a + 0.001 * i)
+            play("cw" * amp(a), "qubit")
+    qm = connect("alice").open_qm(config(), close_other_machines=False)  # on fresh workers, as a script starts
+    for _ in range(10):
+        job = qm.execute(prog)
+        job.resume()
+        deadline = time.time() + 5
+        while job.status != "completed":
+            assert time.time() < deadline, "the resume was lost: the job still sits in its pause"
+            time.sleep(0.001)
