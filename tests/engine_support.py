@@ -140,7 +140,7 @@ class RecordingHost:
     def pause(self, timestamp_ns):
         self.pauses += 1
 
-    def read_input_stream(self, name, count):
+    def read_input_stream(self, name, count, timestamp_ns):
         values, self.inputs[name] = self.inputs[name][:count], self.inputs[name][count:]
         return values
 

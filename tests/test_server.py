@@ -157,13 +157,13 @@ def test_realtime_setting_paces_jobs_to_hardware_time():
     assert waited[True] >= 0.2 and durations[True] >= 0.15
 
 
-def test_realtime_paces_the_whole_timeline_pauses_included_and_halts_at_once():
-    """With realtime, a job is running for as long as its hardware time, saves or not: a wait of 1.2 s keeps it
-    running 1 s, a pause comes at its hardware time and the time paused does not count. Halting still kills the
-    program at once."""
+def test_realtime_paces_the_whole_timeline_pauses_and_input_streams_included_and_halts_at_once():
+    """With realtime, a job is running for as long as its hardware time, saves or not: a wait of 1 s keeps it
+    running 1 s, a pause comes at its hardware time and the time paused (or waiting for input stream data) does not
+    count. Halting still kills the program at once."""
     import qopemu
     from configs import config
-    from qm.qua import pause, play, program, wait
+    from qm.qua import advance_input_stream, declare_input_stream, fixed, pause, play, program, wait
 
     second = 250_000_000  # clock cycles
     with program() as waits:
@@ -173,6 +173,11 @@ def test_realtime_paces_the_whole_timeline_pauses_included_and_halts_at_once():
         play("cw", "qubit")
         wait(int(0.4 * second), "qubit")
         pause()
+        wait(int(0.4 * second), "qubit")
+    with program() as reads:
+        x = declare_input_stream(fixed, name="x")
+        advance_input_stream(x)
+        play("cw", "qubit")
         wait(int(0.4 * second), "qubit")
 
     def until(predicate, timeout=5.0):
@@ -202,6 +207,13 @@ def test_realtime_paces_the_whole_timeline_pauses_included_and_halts_at_once():
         job.resume()
         ended = until(lambda: job.status == "completed")
         assert 0.3 <= ended - resumed < 1.2  # then the 0.4 s after it
+
+        job = qm.execute(reads)
+        time.sleep(0.3)  # the program waits for its input
+        pushed = time.monotonic()
+        job.push_to_input_stream("x", [0.5])
+        ended = until(lambda: job.status == "completed")
+        assert 0.35 <= ended - pushed < 1.2  # the 0.4 s after the read count from the data's arrival
 
         job = qm.execute(waits)
         time.sleep(0.2)

@@ -539,9 +539,10 @@ class _Generator:
             return
         if var.is_array:
             self.emit(f"{var.local}[:] = [_from_py(_v, {var.type!r}) for _v in "
-                      f"_read_input_stream({var.name!r}, {var.size})]")
+                      f"_read_input_stream({var.name!r}, {var.size}, {self._now()})]")
         else:
-            self.emit(f"{var.local} = _from_py(_read_input_stream({var.name!r}, 1)[0], {var.type!r})")
+            self.emit(f"{var.local} = _from_py(_read_input_stream({var.name!r}, 1, {self._now()})[0], "
+                      f"{var.type!r})")
 
     # -------------------------------------------------------------------------------------------- timing
 

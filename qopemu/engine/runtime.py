@@ -40,9 +40,10 @@ class JobHost(Protocol):
         """`pause()` at `timestamp_ns` (ns since the program started); returns when the job is resumed."""
         ...
 
-    def read_input_stream(self, name: str, count: int) -> list:
+    def read_input_stream(self, name: str, count: int, timestamp_ns: int) -> list:
         """`name` is the variable name the client pushes to: "input_stream_<name given to declare_input_stream>"
-        (qm.utils.general_utils.create_input_stream_name). Blocks until `count` values are available."""
+        (qm.utils.general_utils.create_input_stream_name). Blocks until `count` values are available. The program
+        reads at `timestamp_ns` (where its time stands: a realtime job waits for it)."""
         ...
 
     def get_io(self, number: int) -> int | float | bool: ...

@@ -400,16 +400,24 @@ class _WorkerHost:
         self.post(("paused",))  # the server resumes only a job it has seen paused, so no resume is lost
         with self._control:
             self._control.wait_for(lambda: self._resumed)
-        if self._realtime_origin is not None:  # the program's time stood still while it was paused
-            self._realtime_origin += time.monotonic() - paused_at
+        self._stood_still(paused_at)
 
-    def read_input_stream(self, name: str, count: int) -> list:
+    def read_input_stream(self, name: str, count: int, timestamp_ns: int) -> list:
+        self.pace(timestamp_ns)
         self.flush()
+        waiting_from = time.monotonic()
         with self._control:
             self._control.wait_for(lambda: len(self._inputs.get(name, ())) >= count)
             pending = self._inputs[name]
             taken, self._inputs[name] = pending[:count], pending[count:]
+        self._stood_still(waiting_from)
         return taken
+
+    def _stood_still(self, since: float) -> None:
+        """Realtime: the program waited (paused, or for input stream data) since `since` without its time moving
+        on, as the hardware's program does: what follows is paced from now on."""
+        if self._realtime_origin is not None:
+            self._realtime_origin += time.monotonic() - since
 
     def get_io(self, number: int):
         with self._control:
