@@ -9,6 +9,7 @@ from qm.qua import Cast, assign, declare, declare_stream, fixed, for_, program, 
 
 import qopemu
 from configs import config
+from qualang_tools.results import fetching_tool
 from programs import paused
 from qopemu.settings import Settings
 
@@ -63,6 +64,30 @@ def test_fetch_by_index_slice_and_counts(finished):
     handle.wait_for_values(101, timeout=1)  # raises TimeoutError when short
     assert not handle.has_dataloss()
     assert not job.result_handles.is_processing()
+
+
+def test_save_all_reaches_every_public_call_as_the_platforms_records(finished):
+    """Non-flat `save_all` results are records with one field `value` whichever call reads them, as on the platform
+    (docs/results.md lists the evidence); only flat_struct=True gives plain arrays. py-qua-tools >= 0.21.1
+    `fetching_tool` reads through `fetch_results` and no longer strips `value`, so it hands scripts these records."""
+    _, job = finished
+    handles = job.result_handles
+    ints = np.dtype([("value", "<i8")])
+    assert handles.get("all").fetch_all().dtype == ints
+    fetched = handles.fetch_results(stream_names=["all", "buffered", "avg"])
+    assert fetched["all"].dtype == ints
+    assert fetched["buffered"].dtype == np.dtype([("value", "<f8", (3,))]) and fetched["buffered"].shape == (33,)
+    assert fetched["avg"] == pytest.approx(50.0)
+    all_values, average = fetching_tool(job, ["all", "avg"]).fetch_all()
+    assert all_values.dtype == ints and all_values["value"].tolist() == list(range(101))
+    assert average == pytest.approx(50.0)
+    assert handles.get("all").fetch_all(flat_struct=True).dtype == np.dtype("<i8")
+    # with_timestamps(): the client unwraps the server's {value: {value, timestamp}} records; one row comes back bare
+    stamped = handles.get("stamped")
+    rows = stamped.fetch(slice(3, 5))
+    assert rows.dtype.names == ("value", "timestamp") and rows["value"].tolist() == [3, 4]
+    one = stamped.fetch(slice(3, 4))
+    assert isinstance(one, np.void) and one["value"] == 3 and one["timestamp"] == rows["timestamp"][0]
 
 
 def test_results_outlive_the_job_until_cleared(finished, connect):
