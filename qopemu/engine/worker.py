@@ -9,7 +9,7 @@ Simulations run the same way, so the engine that simulates is the engine that ex
 Messages, worker -> server (one socket per worker):
     ("values", tag, kind, values, timestamps)   batched saves
     ("adc", tag, input_number, traces, timestamps)
-    ("started",)  ("paused",)  ("io", number, value)  ("runtime_error", code, message): the job goes on
+    ("started", wall time)  ("paused",)  ("io", number, value)  ("runtime_error", code, message): the job goes on
     ("simulated", duration_ns, statements, columns, rows, waveform report): a simulation's program has run; its
         packed samples will fill a shared block (engine/shared_buffer.py), whose descriptor follows
     ("samples", nbytes)  the shared block holds this many bytes of samples
@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import numpy as np
@@ -132,6 +133,7 @@ class Execution:
         self._outcome: Outcome | None = None
         self._started = threading.Event()  # set once the program runs, or the execution ended without it
         self._program_started = False
+        self.started_at: datetime | None = None  # when the program started, by the worker's clock
         self._finished = threading.Event()
         self._reader = threading.Thread(target=self._read, name="job-reader", daemon=True)
 
@@ -167,6 +169,7 @@ class Execution:
                     results.add_adc(*message[1:])
                 elif kind == "started":
                     self._program_started = True
+                    self.started_at = datetime.fromtimestamp(message[1], timezone.utc)
                     announce_by = time.monotonic() + _START_CATCH_UP_S
                 elif kind == "paused":
                     self._paused = True
@@ -360,7 +363,9 @@ class _WorkerHost:
         """The program is about to run its first statement: its hardware time starts now."""
         if self._realtime:
             self._realtime_origin = time.monotonic()
-        self.post(("started",))
+        # The job's start time is this moment, not when the server gets round to reading it (a loaded machine can
+        # take tens of ms): a realtime job's running time then matches its hardware time.
+        self.post(("started", time.time()))
 
     def pace(self, timestamp_ns: int) -> None:
         """Realtime: wait until the hardware would reach `timestamp_ns`, so that what happens there (a save, a

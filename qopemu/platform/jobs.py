@@ -86,14 +86,15 @@ class Job:
     element_corrections: dict = field(default_factory=dict)  # element -> matrix set by job.set_element_correction
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
-    def _move(self, allowed: tuple[JobStatus, ...], to: JobStatus, messages: list[str] | None = None) -> bool:
+    def _move(self, allowed: tuple[JobStatus, ...], to: JobStatus, messages: list[str] | None = None,
+              at: datetime | None = None) -> bool:
         with self._changed:
             if self.status not in allowed:
                 return False
             # Times and messages first: readers take a snapshot under this lock, but never see a state whose
             # timestamp is not set yet.
             if to is JobStatus.RUNNING:
-                self.time_started = now()
+                self.time_started = at or now()
             elif to.is_final:
                 self.time_ended = now()
             if messages is not None:
@@ -111,8 +112,9 @@ class Job:
     def load(self) -> bool:
         return self._move((JobStatus.PENDING,), JobStatus.LOADING)
 
-    def start(self) -> bool:
-        return self._move((JobStatus.LOADING,), JobStatus.RUNNING)
+    def start(self, at: datetime | None = None) -> bool:
+        """The program started running, `at` that time (when the engine knows it better than now)."""
+        return self._move((JobStatus.LOADING,), JobStatus.RUNNING, at=at)
 
     def complete(self) -> bool:
         return self._move((JobStatus.RUNNING,), JobStatus.COMPLETED)

@@ -97,7 +97,7 @@ def run_job(job: Job, request: JobRequest, pool: WorkerPool, settings: Settings,
                              stream_kinds=program.stream_kinds)
     try:
         execution = job.execution = pool.start(request, JobSink(job.results, on_io))
-        if execution.wait_started() and not job.start():  # canceled while starting (its QM closed)
+        if execution.wait_started() and not job.start(execution.started_at):  # canceled while starting (QM closed)
             execution.halt()
         outcome = execution.wait(timeout_s)
         if outcome is None:
