@@ -4,10 +4,11 @@ time statements take, and loopback in time order (issue 10, items 4, 5, 10 and 1
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from qm import SimulationConfig
-from qm import QuantumMachinesManager
-from qm.qua import (align, assign, declare, declare_stream, for_, if_, pause, play, program, save, stream_processing,
-                    wait, wait_for_trigger)
+from qm import LoopbackInterface, QuantumMachinesManager
+from qm.qua import (align, assign, declare, declare_stream, fixed, for_, if_, integration, measure, pause, play,
+                    program, save, stream_processing, wait, wait_for_trigger)
 
 import qopemu
 from qopemu.settings import InputSettings, Settings
@@ -173,6 +174,50 @@ def test_wait_for_trigger_in_an_executed_job_waits_for_the_settings_trigger():
             # the wait starts with the program; the trigger's edge comes at 2000 ns; the element resumes 300 ns later
             assert job.result_handles.get("tag").fetch_all()["value"].tolist() == [2000 - LEAD_IN]
             assert job.result_handles.get("ts").fetch_all()["value"].tolist() == [(2000 + 300) // 4]
+        finally:
+            qmm.close_all_qms()
+            qmm.close()
+
+
+def _measure_then_play(save_first: bool = False):
+    """The readout window opens 24 ns (time of flight) after the measure starts and lasts 400 ns; the pulse on `a`,
+    which comes later in the program, plays at the same time as the readout and reaches the input 24 ns (the loopback
+    latency) after it leaves: all of it falls in the window."""
+    with program() as prog:
+        value = declare(fixed)
+        st = declare_stream()
+        measure("readout", "ro", None, integration.full("ones", value, "out1"))
+        if save_first:  # saving the result does not wait for the other element either
+            save(value, st)
+        play("const", "a")
+        if not save_first:
+            save(value, st)
+        with stream_processing():
+            st.with_timestamps().save_all("v")
+    return prog
+
+
+WHOLE_PULSE = 100 * 0.25 / 4096  # 2**-12 * (100 samples of 0.25 V) with weight 1
+
+
+@pytest.mark.parametrize("save_first", [False, True])
+def test_a_simulation_loopback_sees_a_pulse_that_comes_later_in_the_program_but_plays_during_the_window(
+        qmm, save_first):
+    job = qmm.simulate(CONFIG, _measure_then_play(save_first), SimulationConfig(
+        duration=300, simulation_interface=LoopbackInterface([("con1", 1, "con1", 1)], latency=24)))
+    job.result_handles.wait_for_all_values()
+    saved = job.result_handles.get("v").fetch_all()
+    assert saved["value"] == WHOLE_PULSE and saved["timestamp"] == LEAD_IN + 400  # stamped where the core saves
+
+
+def test_the_settings_loopback_of_executed_jobs_sees_it_too():
+    settings = Settings(inputs=InputSettings(loopback=(("con1", 1, "con1", 1),), latency_ns=24))
+    with qopemu.Server(settings) as server:
+        qmm = QuantumMachinesManager(server.host, server.port)
+        try:
+            job = qmm.open_qm(CONFIG).execute(_measure_then_play())
+            job.result_handles.wait_for_all_values()
+            assert job.result_handles.get("v").fetch_all()["value"] == WHOLE_PULSE
         finally:
             qmm.close_all_qms()
             qmm.close()

@@ -50,6 +50,7 @@ _PHASE_STATEMENTS = ("updateFrequency", "zRotation", "resetFrame", "resetPhase",
 _ELEMENT_STATEMENTS = ("play", "measure", "setDcOffset", "rampToZero") + _PHASE_STATEMENTS
 _EVENT = "\x00"  # marks a generated line that only exists in the events variant
 _NOT_YET = "not supported by qopemu yet"
+_STREAM = "\x00stream:"  # marks a stream tag among the names a statement mentions
 
 
 class CompileError(Exception):
@@ -141,6 +142,10 @@ class _Generator:
         # not deterministic (engine/timing.py ALIGN_HANDOFF_NS).
         self.runtime_timed: set[str] = set()
         self.core_clock_synced = False  # no timeline moved since the last save brought `_c` up to them
+        self.core_clock_stamp: str | None = None  # a local holding `_c` as that save saw it
+        # Measures whose acquisition waits (see `_st_measure`): index -> (names the statement mentions, the lines
+        # that acquire and write its results).
+        self.pending: dict[int, tuple[set[str], list[str]]] = {}
 
     # ---------------------------------------------------------------------------------------------- driver
 
@@ -326,22 +331,45 @@ class _Generator:
             names = self.layout.vars_for(loop_elements) or self.layout.vars_for(self.all_elements)
             if names:
                 self.emit(f"if {' and '.join(f'{n} > _mt' for n in names)}: raise _Stop")
-            if self._saves_in(statements):  # the iteration's cost only shows in save timestamps
+            if self._contains(statements, "save"):  # the iteration's cost only shows in save timestamps
                 self.emit(f"_c += {LOOP_ITERATION_NS}")
-        self.core_clock_synced = False
+        self.core_clock_synced, self.core_clock_stamp = False, None
+        outer_pending = set(self.pending)
         for statement in statements:
             kind = statement.WhichOneof("statement_oneof")
             if kind is None:
                 continue
             node = getattr(statement, kind)
             if kind not in ("save", "assign"):
-                self.core_clock_synced = False
+                self.core_clock_synced, self.core_clock_stamp = False, None
             handler = getattr(self, f"_st_{kind}", None)
             if handler is None:
                 self.problem(getattr(node, "loc", ""), f"{_NOT_YET}: statement '{kind}'")
                 continue
+            if self.pending:
+                # what a pause holds has been measured, its raw traces saved
+                everything = self._contains([statement], "pause")
+                mentioned = self._variables_in(statement) | ({_STREAM + node.tag} if kind == "save" else set())
+                hit = [i for i, (names, _) in self.pending.items() if everything or not names.isdisjoint(mentioned)]
+                if kind == "save" and len(hit) == 1 and not everything:
+                    # saving a result does not need it yet: the save goes with the acquisition, stamped now
+                    self._st_save(node, defer=hit[0])
+                    continue
+                self._acquire(hit)
             handler(node)
             self._mark_runtime_timed([statement])
+        # a block's measures acquire before it ends: a loop's next iteration, or whatever follows a branch, may read
+        # their results
+        self._acquire([i for i in self.pending if i not in outer_pending])
+
+    def _variables_in(self, message) -> set[str]:
+        """The QUA variables a program message names, nested messages included."""
+        return {name for name in _names_in(message) if name in self.vars}
+
+    def _acquire(self, indices) -> None:
+        for index in indices:
+            for line in self.pending.pop(index)[1]:
+                self.emit(line)
 
     def _implicit_align(self, elements: set[str]) -> None:
         names = self.layout.vars_for(elements)
@@ -389,13 +417,14 @@ class _Generator:
         fields = ("time",) if hasattr(node, "time") else ("duration", "truncate")
         return any(node.HasField(f) and getattr(node, f).WhichOneof("expression_oneof") != "literal" for f in fields)
 
-    def _saves_in(self, statements) -> bool:
+    def _contains(self, statements, wanted: str) -> bool:
+        """Whether a statement of kind `wanted` is among `statements`, at any depth."""
         for statement in statements:
             kind = statement.WhichOneof("statement_oneof")
-            if kind == "save":
+            if kind == wanted:
                 return True
             node = getattr(statement, kind) if kind else None
-            if any(self._saves_in(body) for body in self._bodies(kind, node)):
+            if any(self._contains(body, wanted) for body in self._bodies(kind, node)):
                 return True
         return False
 
@@ -488,7 +517,8 @@ class _Generator:
         value = self.convert(self.expr(node.expression, loc, want=var.type), var.type, loc)
         self.emit(f"{var.local} = {value.src}")
 
-    def _st_save(self, node) -> None:
+    def _st_save(self, node, defer: int | None = None) -> None:
+        """`defer`: the pending measure (see `_st_measure`) this save waits for."""
         loc = node.loc
         source = node.source if node.HasField("source") else None
         if source is not None and source.HasField("literal"):
@@ -506,12 +536,23 @@ class _Generator:
         if self.core_clock_synced:
             pass
         elif len(names) <= 2:
+            self.core_clock_stamp = None
             for name in names:
                 self.emit(f"if {name} > _c: _c = {name}")
         else:
+            self.core_clock_stamp = None
             self.emit(f"_c = max(_c, {', '.join(names)})")
         self.core_clock_synced = True
-        self.emit(f"_save({node.tag!r}, {value.type!r}, {self.to_python(value)}, _c)")
+        if defer is None:
+            self.emit(f"_save({node.tag!r}, {value.type!r}, {self.to_python(value)}, _c)")
+            return
+        stamp = self.core_clock_stamp
+        if stamp is None:
+            stamp = self.core_clock_stamp = self.fresh("s")
+            self.emit(f"{stamp} = _c")
+        names, lines = self.pending[defer]
+        names |= self._variables_in(node) | {_STREAM + node.tag}  # a later save to the stream keeps its order
+        lines.append(f"_save({node.tag!r}, {value.type!r}, {self.to_python(value)}, {stamp})")
 
     def _stream_kind(self, tag: str, kind: str, loc: str) -> None:
         known = self.stream_kinds.setdefault(tag, kind)
@@ -928,19 +969,24 @@ class _Generator:
         self.emit(f"{t} = {start} + {pulse.length}")
         if not processes and not digital and not node.streamAs:
             return
-        result = self.fresh("r")
+        # The acquisition waits until the program mentions what it writes (or the block ends): statements in between
+        # may play, on other elements, pulses that reach the input during the window although they come later in the
+        # program (elements run in parallel), and a loopback must see them. Its start, phase and IF are taken now.
+        result, window = self.fresh("r"), self.fresh("p")
         phase = self._phase_src(name, f"{start} + {time_of_flight}")
-        self.emit(f"{result} = _M[{index}]({start}, {phase}, {self._freq_src(name)})")
+        self.emit(f"{window} = ({start}, {phase}, {self._freq_src(name)})")
+        lines = [f"{result} = _M[{index}](*{window})"]
         for i, target in enumerate(targets):
             if target[0] == "scalar":
-                self.emit(f"{target[1]} = {result}[{i}]")
+                lines.append(f"{target[1]} = {result}[{i}]")
             elif target[0] == "tags":  # as many tags as fit the array; the count says how many were written
-                self.emit(f"_tags = {result}[{i}][:{target[2]}]")
-                self.emit(f"{target[1]}[:len(_tags)] = _tags")
+                lines.append(f"_tags = {result}[{i}][:{target[2]}]")
+                lines.append(f"{target[1]}[:len(_tags)] = _tags")
                 if target[3]:
-                    self.emit(f"{target[3]} = len(_tags)")
+                    lines.append(f"{target[3]} = len(_tags)")
             else:
-                self.emit(f"{target[1]}[:{target[2]}] = {result}[{i}]")
+                lines.append(f"{target[1]}[:{target[2]}] = {result}[{i}]")
+        self.pending[index] = (self._variables_in(node), lines)
 
     def _measure_process(self, process, element, pulse, loc: str):
         if not element.outputs:
@@ -1335,6 +1381,18 @@ class _Generator:
 
     def float_of(self, e: _Expr) -> str:
         return f"({e.src}) * {fx.SCALE!r}" if e.type == FIXED else f"float({e.src})"
+
+
+def _names_in(message) -> set[str]:
+    """Every `name` a program message holds, nested messages included (variables, elements, operations...)."""
+    names: set[str] = set()
+    for field, value in message.ListFields():
+        if field.type == field.TYPE_MESSAGE:
+            for item in ((value,) if hasattr(value, "ListFields") else value):  # one message, or a repeated field
+                names |= _names_in(item)
+        elif field.name == "name" and isinstance(value, str):
+            names.add(value)
+    return names
 
 
 def _process_names(node) -> str:

@@ -108,9 +108,9 @@ class Loopback(_AnalogOnly):
     The output is rendered by the same synthesis as the simulated samples (port offsets, delays and crosstalk
     included), only over the window asked for and only from the elements that drive the wired outputs.
 
-    Limit: the runtime records events as it executes the program, in program order. An input sees the pulses recorded
-    when it is sampled, so a pulse of an element that comes later in the program but plays earlier in time than the
-    acquisition window (elements run in parallel) is not seen by that acquisition.
+    The runtime records events as it executes the program, in program order; an input sees the pulses recorded when
+    it is sampled. A measure samples as late as the program allows (engine/compiler.py `_st_measure`), so the pulses
+    of elements that run in parallel with it, later in the program, are recorded by then.
     """
 
     needs_events = True
@@ -183,7 +183,7 @@ class DigitalLoopback:
     """The settings' `digital_loopback`: digital output ports wired to digital input ports (the OPD's). An input sees
     the digital markers the program plays on the wired outputs (delay, buffer and `inverted` included, as rendered
     for simulated samples) `latency_ns` later, the same latency as the analog wiring. Several outputs into one input
-    are high when any is. Same program-order limit as `Loopback`."""
+    are high when any is. Sampled as late as `Loopback` is."""
 
     def __init__(self, config: QmConfig, connections: Sequence[Connection], latency_ns: int = 24):
         self.latency_ns = latency_ns

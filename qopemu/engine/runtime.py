@@ -256,7 +256,7 @@ def run(
     simulation: it also ends at a `pause()`).
 
     Events are produced when `record_events` (kept in the summary) or `inputs.needs_events` (fed to the input
-    source as they happen, so a loopback sees pulses before the measure that reads them). `waveform_overrides`
+    source as they happen, so a loopback sees the pulses played before a measure acquires). `waveform_overrides`
     are checked against the program's overridable waveforms here; rendering them is the waveform synthesiser's
     job. `seed` seeds the input noise; QUA `Random` generators follow their own QUA seeds. `on_start` is called
     once everything is ready, right before the program's first statement runs. `trigger_period_ns`: the external
