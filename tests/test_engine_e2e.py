@@ -83,11 +83,14 @@ def test_wait_for_trigger_in_a_simulation_waits_past_its_duration_playing_its_pu
         play("cw", "iq")
     with program() as plain:
         play("cw", "iq")
-    traces = [qmm.simulate(CONFIG, prog, SimulationConfig(duration=100)).get_simulated_samples().con1.analog
-              for prog in (waiting, plain)]
+    jobs = [qmm.simulate(CONFIG, prog, SimulationConfig(duration=100)) for prog in (waiting, plain)]
+    traces = [job.get_simulated_samples().con1.analog for job in jobs]
     assert np.array_equal(traces[0]["1"], traces[1]["1"])  # another element does not wait
     gate = traces[0]["3"]
-    assert np.array_equal(_on(gate), np.arange(_on(traces[1]["1"])[0], 400))  # no trigger comes in a simulation
+    start = _on(traces[1]["1"])[0]
+    assert np.array_equal(_on(gate), np.arange(start, 400))  # no trigger comes in a simulation
+    report = jobs[0].get_simulated_waveform_report()
+    assert [(w.timestamp, w.length) for w in report.analog_waveforms if w.element == "gate"] == [(start, 400 - start)]
 
 
 def test_measure_tuple_outputs_give_the_demod_full_result(qmm):

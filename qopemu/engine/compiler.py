@@ -632,8 +632,10 @@ class _Generator:
             if node.HasField("pulseToPlay"):
                 pulse = self._constant_pulse(name, node.pulseToPlay.name, node.loc)
                 if pulse is not None:
+                    # in a simulation, where no trigger comes, it plays to the end of the duration
                     self.emit_event(f"_ev(_PlayEvent({name!r}, {node.pulseToPlay.name!r}, {pulse.name!r}, {t}, "
-                                    f"{arrival} + {TRIGGER_RESPONSE_NS} - {t}, None, {self._freq_src(name)}, "
+                                    f"max(min({arrival} + {TRIGGER_RESPONSE_NS}, _mt) - {t}, 0), None, "
+                                    f"{self._freq_src(name)}, "
                                     f"{self._phase_src(name, t)}, (), (), None, False, {self._correction_src(name)}, "
                                     f"{self._frame_src(name)}))")
             if target is not None:
