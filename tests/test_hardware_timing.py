@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from qm import SimulationConfig
 from qm import LoopbackInterface, QuantumMachinesManager
-from qm.qua import (align, assign, declare, declare_stream, fixed, for_, if_, integration, measure, pause, play,
-                    program, save, stream_processing, wait, wait_for_trigger)
+from qm.qua import (align, assign, declare, declare_stream, fixed, for_, if_, infinite_loop_, integration, measure,
+                    pause, play, program, save, stream_processing, wait, wait_for_trigger)
 
 import qopemu
 from qopemu.settings import InputSettings, Settings
@@ -117,6 +117,21 @@ def test_save_timestamps_advance_in_a_loop_that_plays_nothing(qmm):
     saved = job.result_handles.get("n").fetch_all()
     assert saved["value"].tolist() == [0, 1, 2]
     assert saved["timestamp"].tolist() == [LEAD_IN + 84, LEAD_IN + 168, LEAD_IN + 252]  # 84 ns an iteration
+
+
+def test_a_simulated_loop_that_only_computes_ends_with_the_duration(qmm):
+    with program() as prog:
+        n = declare(int)
+        st = declare_stream()
+        with infinite_loop_():
+            assign(n, n + 1)
+            save(n, st)
+        with stream_processing():
+            st.with_timestamps().save_all("n")
+    job = qmm.simulate(CONFIG, prog, SimulationConfig(duration=100))  # 400 ns
+    job.result_handles.wait_for_all_values()
+    saved = job.result_handles.get("n").fetch_all()
+    assert saved["value"].tolist() == [1, 2] and saved["timestamp"].tolist() == [LEAD_IN + 84, LEAD_IN + 168]
 
 
 def test_save_timestamps_follow_the_pulses_when_they_take_longer_than_the_computation(qmm):

@@ -198,13 +198,12 @@ def test_a_simulation_that_never_reaches_its_duration_fails_instead_of_hanging()
     import qopemu
     from qm import QuantumMachinesManager
     from qm.exceptions import QMSimulationError
-    from qm.qua import assign, infinite_loop_
+    from qm.qua import advance_input_stream, declare_input_stream
     from qopemu.settings import Settings
 
     with program() as prog:
-        n = declare(int)
-        with infinite_loop_():  # computes forever without playing: hardware time never advances
-            assign(n, n + 1)
+        n = declare_input_stream(int, name="n")
+        advance_input_stream(n)  # nobody pushes to a simulation: hardware time never advances
     with qopemu.Server(Settings(simulation_timeout_s=0.5)) as server:
         qmm = QuantumMachinesManager(server.host, server.port)
         with pytest.raises(QMSimulationError, match="did not reach its end within 0.5 s"):

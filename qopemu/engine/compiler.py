@@ -328,11 +328,14 @@ class _Generator:
         """Statements of one block; `loop_elements` set: this is a loop body, check the simulation horizon."""
         self.emit(f"_S += {len(statements)}")
         if loop_elements is not None:
-            names = self.layout.vars_for(loop_elements) or self.layout.vars_for(self.all_elements)
+            names = self.layout.vars_for(loop_elements)
             if names:
                 self.emit(f"if {' and '.join(f'{n} > _mt' for n in names)}: raise _Stop")
-            if self._contains(statements, "save"):  # the iteration's cost only shows in save timestamps
+                if self._contains(statements, "save"):  # the iteration's cost only shows in save timestamps
+                    self.emit(f"_c += {LOOP_ITERATION_NS}")
+            else:  # a loop that plays nothing: the core's computation is what moves time on
                 self.emit(f"_c += {LOOP_ITERATION_NS}")
+                self.emit("if _c > _mt: raise _Stop")
         self.core_clock_synced, self.core_clock_stamp = False, None
         outer_pending = set(self.pending)
         for statement in statements:
