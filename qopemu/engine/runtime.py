@@ -37,7 +37,7 @@ class JobHost(Protocol):
     def save_adc(self, tag: str, input_number: int, trace: np.ndarray, timestamp_ns: int) -> None: ...
 
     def pause(self, timestamp_ns: int) -> None:
-        """`pause()` at `timestamp_ns` (ns since the program started); returns when the job is resumed."""
+        """`pause()` at `timestamp_ns` (ns on the program's clock); returns when the job is resumed."""
         ...
 
     def read_input_stream(self, name: str, count: int, timestamp_ns: int) -> list:

@@ -369,7 +369,8 @@ class _WorkerHost:
 
     def pace(self, timestamp_ns: int) -> None:
         """Realtime: wait until the hardware would reach `timestamp_ns`, so that what happens there (a save, a
-        pause, the end of the program) is seen no earlier than on the hardware. Unpaced jobs never wait."""
+        pause, an input stream read, the end of the program) is seen no earlier than on the hardware. Unpaced jobs
+        never wait."""
         if self._realtime_origin is not None:
             delay = self._realtime_origin + timestamp_ns * 1e-9 - time.monotonic()
             if delay > 0:
