@@ -225,6 +225,23 @@ def test_a_simulation_loopback_sees_a_pulse_that_comes_later_in_the_program_but_
     assert saved["value"] == WHOLE_PULSE and saved["timestamp"] == LEAD_IN + 400  # stamped where the core saves
 
 
+def test_a_result_saved_before_a_loop_that_outlasts_the_simulation_is_there(qmm):
+    with program() as prog:
+        value = declare(fixed)
+        st = declare_stream()
+        measure("readout", "ro", None, integration.full("ones", value, "out1"))
+        play("const", "a")
+        save(value, st)
+        with infinite_loop_():
+            play("const", "b")
+        with stream_processing():
+            st.save_all("v")
+    job = qmm.simulate(CONFIG, prog, SimulationConfig(
+        duration=300, simulation_interface=LoopbackInterface([("con1", 1, "con1", 1)], latency=24)))
+    job.result_handles.wait_for_all_values()
+    assert job.result_handles.get("v").fetch_all()["value"].tolist() == [WHOLE_PULSE]
+
+
 def test_the_settings_loopback_of_executed_jobs_sees_it_too():
     settings = Settings(inputs=InputSettings(loopback=(("con1", 1, "con1", 1),), latency_ns=24))
     with qopemu.Server(settings) as server:

@@ -350,8 +350,8 @@ class _Generator:
                 self.problem(getattr(node, "loc", ""), f"{_NOT_YET}: statement '{kind}'")
                 continue
             if self.pending:
-                # what a pause holds has been measured, its raw traces saved
-                everything = self._contains([statement], "pause")
+                # A pause, or a loop, is where a simulation may stop: what comes before it is measured and saved by then.
+                everything = any(self._contains([statement], k) for k in ("pause", "for", "forEach"))
                 mentioned = self._variables_in(statement) | ({_STREAM + node.tag} if kind == "save" else set())
                 hit = [i for i, (names, _) in self.pending.items() if everything or not names.isdisjoint(mentioned)]
                 if kind == "save" and len(hit) == 1 and not everything:
