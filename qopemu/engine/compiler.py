@@ -343,8 +343,6 @@ class _Generator:
             if kind is None:
                 continue
             node = getattr(statement, kind)
-            if kind not in ("save", "assign"):
-                self.core_clock_synced, self.core_clock_stamp = False, None
             handler = getattr(self, f"_st_{kind}", None)
             if handler is None:
                 self.problem(getattr(node, "loc", ""), f"{_NOT_YET}: statement '{kind}'")
@@ -360,6 +358,8 @@ class _Generator:
                     continue
                 self._acquire(hit)
             handler(node)
+            if kind not in ("save", "assign"):  # it may move timelines, or sync `_c` only on one of its branches
+                self.core_clock_synced, self.core_clock_stamp = False, None
             self._mark_runtime_timed([statement])
         # a block's measures acquire before it ends: a loop's next iteration, or whatever follows a branch, may read
         # their results
@@ -535,16 +535,16 @@ class _Generator:
             return
         self._stream_kind(node.tag, value.type, loc)
         # the core reaches the save once its pulses so far are queued and its computation is done
-        names = self.layout.vars_for(self.all_elements)
+        timelines = self.layout.vars_for(self.all_elements)
         if self.core_clock_synced:
             pass
-        elif len(names) <= 2:
+        elif len(timelines) <= 2:
             self.core_clock_stamp = None
-            for name in names:
-                self.emit(f"if {name} > _c: _c = {name}")
+            for t in timelines:
+                self.emit(f"if {t} > _c: _c = {t}")
         else:
             self.core_clock_stamp = None
-            self.emit(f"_c = max(_c, {', '.join(names)})")
+            self.emit(f"_c = max(_c, {', '.join(timelines)})")
         self.core_clock_synced = True
         if defer is None:
             self.emit(f"_save({node.tag!r}, {value.type!r}, {self.to_python(value)}, _c)")
