@@ -73,6 +73,8 @@ class Port:
     threshold: float = 0.0  # digital inputs
     deadtime: int = 0
     polarity: str = "rising"
+    # Not under `controllers`, only used by an element: the QM holds it with the defaults (docs/platform.md)
+    implied: bool = False
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,15 @@ def from_pb(pb, platform_ports: dict[str, dict[str, int]] | None = None) -> QmCo
             "controller",
         )])
     problems: list[ConfigProblem] = []
-    controllers = _controllers(v1)
+    elements = {name: _element(name, e, v1, problems) for name, e in v1.elements.items()}
+    implied = _implied_ports(v1, elements)
+    if implied:  # the QM's config holds them declared, as `qm.get_config()` needs (docs/platform.md)
+        pb = _copy(pb)
+        v1 = pb.v1beta
+        for ref in implied:
+            for declaration in _opx_declarations(v1, ref.controller):
+                _declare_default(getattr(declaration, _PB_PORT_FIELDS[ref.kind]), ref)
+    controllers = _controllers(v1, implied)
     waveforms = {name: _waveform(name, w) for name, w in v1.waveforms.items()}
     digital_waveforms = {
         name: DigitalWaveform(name, tuple((bool(s.value), int(s.length)) for s in w.samples))
@@ -297,7 +307,6 @@ def from_pb(pb, platform_ports: dict[str, dict[str, int]] | None = None) -> QmCo
     }
     mixers = {name: _mixer(name, m) for name, m in v1.mixers.items()}
     pulses = {name: _pulse(name, p) for name, p in v1.pulses.items()}
-    elements = {name: _element(name, e, v1, problems) for name, e in v1.elements.items()}
     config = QmConfig(controllers, elements, pulses, waveforms, digital_waveforms, weights, mixers, pb)
     problems += validate(config, platform_ports)
     if problems:
@@ -368,7 +377,7 @@ def _port_references(message):
                 yield from _port_references(item)
 
 
-def _controllers(v1) -> dict[str, Controller]:
+def _controllers(v1, implied: frozenset[PortRef] = frozenset()) -> dict[str, Controller]:
     """OPX+ controllers: from `controlDevices[name].fems[1].opx` when the client filled it, else `controllers`."""
     declarations = {name: dec for name, dec in v1.controllers.items()}
     for name, device in v1.controlDevices.items():
@@ -381,13 +390,63 @@ def _controllers(v1) -> dict[str, Controller]:
         for kind, pb_field in _PB_PORT_FIELDS.items():
             for number, port_dec in getattr(dec, pb_field).items():
                 ref = PortRef(name, kind, int(number))
-                ports[ref] = _port(ref, port_dec)
+                ports[ref] = _port(ref, port_dec, ref in implied)
         controllers[name] = Controller(name, ports)
     return controllers
 
 
-def _port(ref: PortRef, dec) -> Port:
-    values: dict = {"shareable": bool(getattr(dec, "shareable", False))}
+def _opx_declarations(v1, controller: str) -> list:
+    """Every OPX+ declaration of a controller: its `controllers` entry and its `controlDevices` FEM copy."""
+    declarations = [v1.controllers[controller]] if controller in v1.controllers else []
+    if controller in v1.controlDevices:
+        declarations += [fem.opx for fem in v1.controlDevices[controller].fems.values() if fem.HasField("opx")]
+    return declarations
+
+
+# Ports an element may use without a declaration: QM's own examples do it for analog outputs (qua-libs
+# Two-Fixed-Coupled-Transmons) and the platform opens them. A digital input is not among them: it has no defaults
+# (the client requires its threshold, polarity and deadtime), so it must be declared.
+_IMPLIED_KINDS = (ANALOG_OUTPUTS, ANALOG_INPUTS, DIGITAL_OUTPUTS)
+
+
+def _implied_ports(v1, elements: dict[str, Element]) -> frozenset[PortRef]:
+    """The ports elements use on a declared controller that the controller's declaration leaves out."""
+    implied = set()
+    for element in elements.values():
+        for ref in element.ports():
+            declarations = _opx_declarations(v1, ref.controller)
+            if ref.kind in _IMPLIED_KINDS and declarations and any(
+                    ref.number not in getattr(dec, _PB_PORT_FIELDS[ref.kind]) for dec in declarations):
+                implied.add(ref)
+    return frozenset(implied)
+
+
+def _declare_default(ports, ref: PortRef) -> None:
+    """Declare `ref` in a controller's port map as the 1.4 client sends a port written `{}`: its converters'
+    default schemas (analog output: offset 0, delay 0, no filter nor crosstalk; analog input: offset 0, gain 0 dB,
+    1 GS/s; digital output: not inverted, LVTTL; all not shareable)."""
+    if ref.number in ports:
+        return
+    dec = ports[ref.number]
+    dec.shareable = False
+    if ref.kind == ANALOG_OUTPUTS:
+        dec.offset, dec.delay = 0.0, 0
+    elif ref.kind == ANALOG_INPUTS:
+        dec.offset, dec.samplingRate = 0.0, 1e9
+        dec.gainDb.value = 0
+    else:
+        dec.inverted = False
+        dec.level = dec.DESCRIPTOR.fields_by_name["level"].enum_type.values_by_name["LVTTL"].number
+
+
+def _copy(pb):
+    copy = type(pb)()
+    copy.CopyFrom(pb)
+    return copy
+
+
+def _port(ref: PortRef, dec, implied: bool = False) -> Port:
+    values: dict = {"shareable": bool(getattr(dec, "shareable", False)), "implied": implied}
     if ref.kind == ANALOG_OUTPUTS:
         values.update(offset=dec.offset, delay=dec.delay, crosstalk=tuple(sorted(dec.crosstalk.items())))
         if dec.HasField("filter"):
@@ -512,7 +571,7 @@ def validate(config: QmConfig, platform_ports: dict[str, dict[str, int]] | None 
     problems: list[ConfigProblem] = []
     problems += _check_controllers(config, platform_ports)
     for element in config.elements.values():
-        problems += _check_element(config, element)
+        problems += _check_element(config, element, platform_ports)
     for pulse in config.pulses.values():
         problems += _check_pulse(config, pulse)
     for waveform in config.waveforms.values():
@@ -546,38 +605,47 @@ def _check_controllers(config: QmConfig, platform_ports: dict[str, dict[str, int
             problems.append(ConfigProblem(path, f"controller '{controller.name}' does not exist on this platform "
                                                 f"(it has: {known})", "controller"))
             continue
-        counts = platform_ports[controller.name]
-        for ref in controller.ports:
-            if not 1 <= ref.number <= counts.get(ref.kind, 0):
-                problems.append(ConfigProblem(
-                    f"{path}.{ref.kind}.{ref.number}",
-                    f"port {ref.number} does not exist: {controller.name} has {ref.kind} 1..{counts.get(ref.kind, 0)}",
-                    "port",
-                ))
+        for port in controller.ports.values():
+            if not port.implied:  # an implied port is checked where an element uses it, naming the element
+                problems += _check_exists(port.ref, platform_ports, f"{path}.{port.ref.kind}.{port.ref.number}")
     return problems
 
 
-def _check_port_ref(config: QmConfig, ref: PortRef, path: str) -> list[ConfigProblem]:
+def _check_exists(ref: PortRef, platform_ports: dict[str, dict[str, int]], path: str) -> list[ConfigProblem]:
+    count = platform_ports[ref.controller].get(ref.kind, 0)
+    if 1 <= ref.number <= count:
+        return []
+    return [ConfigProblem(path, f"port ('{ref.controller}', {ref.number}) does not exist: {ref.controller} has "
+                                f"{ref.kind} 1..{count}", "port")]
+
+
+def _check_port_ref(config: QmConfig, ref: PortRef, path: str,
+                    platform_ports: dict[str, dict[str, int]] | None) -> list[ConfigProblem]:
     controller = config.controllers.get(ref.controller)
     if controller is None:
         return [ConfigProblem(path, f"controller '{ref.controller}' is not declared in 'controllers'", "element")]
-    if ref not in controller.ports:
+    port = controller.ports.get(ref)
+    if port is None:  # only digital inputs are never implied (see _IMPLIED_KINDS)
         return [ConfigProblem(path, f"port ('{ref.controller}', {ref.number}) is not declared in "
-                                    f"controllers.{ref.controller}.{ref.kind}", "element")]
+                                    f"controllers.{ref.controller}.{ref.kind} (a digital input has no defaults: "
+                                    "declare its threshold, polarity and deadtime)", "element")]
+    if port.implied and platform_ports is not None and ref.controller in platform_ports:
+        return _check_exists(ref, platform_ports, path)
     return []
 
 
-def _check_element(config: QmConfig, element: Element) -> list[ConfigProblem]:
+def _check_element(config: QmConfig, element: Element,
+                   platform_ports: dict[str, dict[str, int]] | None) -> list[ConfigProblem]:
     base = f"elements.{element.name}"
     problems = []
     for ref in element.analog_ports:
-        problems += _check_port_ref(config, ref, f"{base}.inputs")
+        problems += _check_port_ref(config, ref, f"{base}.inputs", platform_ports)
     for key, ref in element.outputs.items():
-        problems += _check_port_ref(config, ref, f"{base}.outputs.{key}")
+        problems += _check_port_ref(config, ref, f"{base}.outputs.{key}", platform_ports)
     for key, digital in element.digital_inputs.items():
-        problems += _check_port_ref(config, digital.port, f"{base}.digitalInputs.{key}.port")
+        problems += _check_port_ref(config, digital.port, f"{base}.digitalInputs.{key}.port", platform_ports)
     for key, ref in element.digital_outputs.items():
-        problems += _check_port_ref(config, ref, f"{base}.digitalOutputs.{key}")
+        problems += _check_port_ref(config, ref, f"{base}.digitalOutputs.{key}", platform_ports)
     if element.mixer is not None and element.mixer not in config.mixers:
         problems.append(ConfigProblem(f"{base}.mixInputs.mixer", f"mixer '{element.mixer}' is not defined in 'mixers'",
                                       "element"))
@@ -672,8 +740,7 @@ class SettingError(ValueError):
 
 
 def _edited(config: QmConfig, edit) -> QmConfig:
-    pb = type(config.pb)()
-    pb.CopyFrom(config.pb)
+    pb = _copy(config.pb)
     edit(pb.v1beta)
     return from_pb(pb)
 
@@ -687,14 +754,7 @@ def _element_named(config: QmConfig, name: str) -> Element:
 
 def _port_declarations(v1, ref: PortRef) -> list:
     """Every declaration of a port: the `controllers` entry and the `controlDevices` FEM copy, when present."""
-    declarations = []
-    pb_field = _PB_PORT_FIELDS[ref.kind]
-    if ref.controller in v1.controllers:
-        declarations.append(getattr(v1.controllers[ref.controller], pb_field))
-    if ref.controller in v1.controlDevices:
-        for fem in v1.controlDevices[ref.controller].fems.values():
-            if fem.HasField("opx"):
-                declarations.append(getattr(fem.opx, pb_field))
+    declarations = [getattr(dec, _PB_PORT_FIELDS[ref.kind]) for dec in _opx_declarations(v1, ref.controller)]
     return [ports[ref.number] for ports in declarations if ref.number in ports]
 
 

@@ -171,7 +171,9 @@ def test_digital_outputs_must_name_declared_digital_inputs():
     with pytest.raises(qmconfig.ConfigError) as info:
         make_config(config)
     assert [(p.path, p.message) for p in info.value.problems] == [
-        ("elements.spcm.digitalOutputs.out4", "port ('con1', 7) is not declared in controllers.con1.digital_inputs")]
+        ("elements.spcm.digitalOutputs.out4", "port ('con1', 7) is not declared in controllers.con1.digital_inputs "
+                                              "(a digital input has no defaults: declare its threshold, polarity and "
+                                              "deadtime)")]
 
 
 def test_settings_validate_the_digital_loopback():

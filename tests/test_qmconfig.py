@@ -42,14 +42,14 @@ def test_negative_if_is_signed():
 
 def test_all_problems_reported_at_once():
     c = config()
-    c["elements"]["resonator"]["singleInput"]["port"] = ("con1", 7)  # not declared
+    c["elements"]["resonator"]["singleInput"]["port"] = ("con1", 11)  # not on an OPX+ (10 analog outputs)
     c["elements"]["qubit"]["operations"]["x"] = "missing"
     c["pulses"]["const_pulse"]["waveforms"]["I"] = "missing_wf"
     c["pulses"]["const_pulse"]["length"] = 102
     c["pulses"]["readout_pulse"]["digital_marker"] = "missing_marker"
     c["mixers"]["mixer_qubit"][0]["correction"] = (3, 0, 0, 1)
     problems = problems_of(c)
-    assert "port ('con1', 7) is not declared" in problems["elements.resonator.inputs"]
+    assert "port ('con1', 11) does not exist" in problems["elements.resonator.inputs"]
     assert "pulse 'missing'" in problems["elements.qubit.operations.x"]
     assert "waveform 'missing_wf'" in problems["pulses.const_pulse.waveforms.I"]
     assert "multiple of 4" in problems["pulses.const_pulse.length"]
@@ -61,6 +61,26 @@ def test_wrong_waveform_keys_for_element_type():
     c = config()
     c["elements"]["resonator"]["operations"]["iq"] = "const_pulse"  # I/Q pulse on a single-input element
     assert "needs ['single']" in problems_of(c)["elements.resonator.operations.iq"]
+
+
+def test_ports_elements_use_undeclared_are_held_with_the_defaults():
+    c = config()
+    c["elements"]["resonator"]["singleInput"]["port"] = ("con1", 7)
+    c["elements"]["resonator"]["digitalInputs"] = {"m": {"port": ("con1", 2), "delay": 0, "buffer": 0}}
+    del c["controllers"]["con1"]["analog_inputs"][1]
+    model = qmconfig.from_pb(load_config(c, capabilities=CAPS), PORTS)
+    held = model.used_ports()
+    for kind, number in ((qmconfig.ANALOG_OUTPUTS, 7), (qmconfig.DIGITAL_OUTPUTS, 2), (qmconfig.ANALOG_INPUTS, 1)):
+        ref = qmconfig.PortRef("con1", kind, number)
+        assert held[ref] == qmconfig.Port(ref, implied=True)
+    assert 7 in model.pb.v1beta.controlDevices["con1"].fems[1].opx.analogOutputs  # as get_config() returns it
+    assert not held[qmconfig.PortRef("con1", qmconfig.ANALOG_OUTPUTS, 1)].implied
+
+
+def test_a_digital_input_must_be_declared():
+    c = config()
+    c["elements"]["resonator"]["digitalOutputs"] = {"out1": ("con1", 1)}
+    assert "a digital input has no defaults" in problems_of(c)["elements.resonator.digitalOutputs.out1"]
 
 
 def test_port_beyond_the_platform():
