@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import os
+import time
 
 import numpy as np
 import pytest
 from qm import LoopbackInterface, SimulationConfig
 from qm.exceptions import FailedToExecuteJobException
 from qopemu.engine.timing import PROGRAM_START_NS
-from qm.qua import (align, amp, declare, declare_stream, demod, fixed, frame_rotation_2pi, measure, play, program,
+from qm.qua import (align, amp, assign, declare, declare_stream, demod, fixed, frame_rotation_2pi, infinite_loop_, measure,
+                    play, program,
                     reset_phase, save, stream_processing, wait)
 
 CONFIG = {
@@ -194,23 +196,38 @@ def test_a_two_controller_config_simulates_on_a_one_controller_server(qmm):
         qmm.open_qm(config, close_other_machines=False)
 
 
-def test_a_simulation_that_never_reaches_its_duration_fails_instead_of_hanging():
+def test_a_simulation_that_computes_past_its_time_limit_fails_instead_of_hanging():
     import qopemu
     from qm import QuantumMachinesManager
     from qm.exceptions import QMSimulationError
-    from qm.qua import advance_input_stream, declare_input_stream
     from qopemu.settings import Settings
 
-    with program() as prog:
-        n = declare_input_stream(int, name="n")
-        advance_input_stream(n)  # nobody pushes to a simulation: hardware time never advances
-    with qopemu.Server(Settings(simulation_timeout_s=0.5)) as server:
+    with program() as prog:  # 1 ms of hardware time: about 12 000 loop iterations of 200 assignments each
+        x = declare(int)
+        with infinite_loop_():
+            for _ in range(200):
+                assign(x, x * 3 + 1)
+    with qopemu.Server(Settings(simulation_timeout_s=0.1)) as server:
         qmm = QuantumMachinesManager(server.host, server.port)
-        with pytest.raises(QMSimulationError, match="did not reach its end within 0.5 s"):
-            qmm.simulate(CONFIG, prog, SimulationConfig(duration=1000))
+        with pytest.raises(QMSimulationError, match="did not reach its end within 0.1 s"):
+            qmm.simulate(CONFIG, prog, SimulationConfig(duration=250_000))
         with program() as fine:
             play("const", "a")
         assert qmm.simulate(CONFIG, fine, SimulationConfig(duration=100)).get_simulated_samples().con1.analog["1"].size
+
+
+def test_an_input_stream_in_a_simulation_is_refused_at_once_naming_the_stream(qmm):
+    from qm.exceptions import QMSimulationError
+    from qm.qua import advance_input_stream, declare_input_stream
+
+    with program() as prog:
+        play("const", "a")
+        n = declare_input_stream(int, name="n_points")
+        advance_input_stream(n)  # nobody can push to a simulation
+    started = time.monotonic()
+    with pytest.raises(QMSimulationError, match=r"advance_input_stream\('n_points'\): a simulation has no input streams"):
+        qmm.simulate(CONFIG, prog, SimulationConfig(duration=1000))
+    assert time.monotonic() - started < 10  # refused when reached, not after the simulation's time limit (120 s)
 
 
 def test_a_simulation_too_large_for_the_memory_cap_is_refused(qmm, caplog):

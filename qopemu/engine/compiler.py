@@ -204,8 +204,9 @@ class _Generator:
 
     def _prelude(self) -> None:
         self.lines.append("def _program(_rt):")
-        for name in ("save", "save_adc", "read_input_stream", "get_io", "set_io"):
+        for name in ("save", "save_adc", "get_io", "set_io"):
             self.emit(f"_{name} = _rt.host.{name}")
+        self.emit("_read_input_stream = _rt.read_input_stream")
         self.emit("_pause = _rt.pause")
         self.emit("_trigger = _rt.trigger")
         self.emit("_ev = _rt.record")

@@ -104,6 +104,15 @@ def _hold(timestamp_ns: int) -> None:
     raise _Stop
 
 
+def _no_input_streams(name: str, count: int, timestamp_ns: int) -> list:
+    """`advance_input_stream` in a simulation. QM's simulator refuses input streams, which "depend on a live running
+    job" (simulator guide, QM docs 1.5); nobody can push to a simulation, so waiting would only run into the
+    simulation's time limit. The error names the stream (the client's name for it ends with the user's)."""
+    user_name = name.removeprefix("input_stream_")
+    raise QuaRuntimeError(f"advance_input_stream('{user_name}'): a simulation has no input streams (nothing can push "
+                          f"to it; QM's simulator refuses them too). Run the program with qm.execute to feed it.")
+
+
 # --------------------------------------------------------------------------------------------------- helpers
 
 
@@ -234,6 +243,7 @@ class _Context:
     max_time: int
     acquirers: list
     pause: object  # what `pause()` does: the host's pause, or holding a simulation there
+    read_input_stream: object  # the host's, or refusing in a simulation
     trigger: object  # when the external trigger comes, seen from a wait that starts at a given time
 
 
@@ -291,7 +301,9 @@ def run(
     exec(compiled.code(with_events), namespace)
     simulation = max_time_ns is not None
     context = _Context(host, record, max_time_ns if simulation else _NO_LIMIT, acquirers,
-                       _hold if simulation else host.pause, _trigger_source(trigger_period_ns, max_time_ns))
+                       _hold if simulation else host.pause,
+                       _no_input_streams if simulation else host.read_input_stream,
+                       _trigger_source(trigger_period_ns, max_time_ns))
     if on_start is not None:
         on_start()
     duration, statements = namespace["_program"](context)

@@ -102,8 +102,8 @@ def run_job(job: Job, request: JobRequest, pool: WorkerPool, settings: Settings,
         outcome = execution.wait(timeout_s)
         if outcome is None:
             execution.halt()
-            outcome = Outcome("error", [f"the program did not reach its end within {timeout_s:g} s of computing; "
-                                        "a loop that takes no hardware time never reaches a simulation's duration"])
+            outcome = Outcome("error", [f"the program did not reach its end within {timeout_s:g} s of computing "
+                                        "(the server's simulation_timeout_s)"])
     except Exception as exc:  # the worker could not take the job: fail it, never leave it hanging
         log.exception("job %s could not run", job.id)
         outcome = Outcome("error", [f"qopemu could not run the job: {exc}"])
