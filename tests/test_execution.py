@@ -217,15 +217,21 @@ def test_element_corrections_of_a_running_job(qm):
     job.halt()
 
 
+def _qubit_at_if_zero() -> dict:
+    """The test config with the qubit unmodulated and an identity mixer, so its I input plays the pulse as it is."""
+    cfg = config()
+    cfg["elements"]["qubit"]["intermediate_frequency"] = 0
+    cfg["mixers"]["mixer_qubit"] = [{"intermediate_frequency": 0, "lo_frequency": 5e9, "correction": (1, 0, 0, 1)}]
+    return cfg
+
+
 def test_an_element_correction_changes_what_the_outputs_play():
     import qopemu
     from qm import QuantumMachinesManager
     from qm.qua import align, integration, measure, play
     from qopemu.settings import InputSettings, Settings
 
-    cfg = config()
-    cfg["elements"]["qubit"]["intermediate_frequency"] = 0
-    cfg["mixers"]["mixer_qubit"] = [{"intermediate_frequency": 0, "lo_frequency": 5e9, "correction": (1, 0, 0, 1)}]
+    cfg = _qubit_at_if_zero()
     with program() as prog:
         x = declare(fixed)
         st = declare_stream()
@@ -261,9 +267,7 @@ def test_a_server_wire_from_an_output_the_qm_does_not_declare_carries_nothing():
     from qm.qua import integration, measure, play
     from qopemu.settings import InputSettings, Settings
 
-    cfg = config()
-    cfg["elements"]["qubit"]["intermediate_frequency"] = 0
-    cfg["mixers"]["mixer_qubit"] = [{"intermediate_frequency": 0, "lo_frequency": 5e9, "correction": (1, 0, 0, 1)}]
+    cfg = _qubit_at_if_zero()
     with program() as prog:
         x = declare(fixed)
         st = declare_stream()
