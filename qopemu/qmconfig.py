@@ -126,6 +126,20 @@ def _expand_segments(segments: Iterable[tuple[float, int]]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
+# The platform holds a mixer-correction entry as a fixed-point number in steps of 2**-16 from -2 to 2 - 2**-16
+# (the client's `set_element_correction` docstring and QM's docs: "between -2 and (2 - 2^-16)"), so -2.0 is a valid
+# entry and 2.0 is not. Every place that checks or stores a correction (config, QM and job setters, QUA's
+# `update_correction`) uses this one rule.
+CORRECTION_STEP = 2.0 ** -16
+CORRECTION_MIN, CORRECTION_LIMIT = -2.0, 2.0
+CORRECTION_RANGE = f"[{CORRECTION_MIN:g}, {CORRECTION_LIMIT:g})"
+
+
+def correction_in_range(value: float) -> bool:
+    """Whether a mixer-correction entry is one the platform can hold (before rounding to CORRECTION_STEP)."""
+    return CORRECTION_MIN <= value < CORRECTION_LIMIT
+
+
 @dataclass(frozen=True)
 class MixerCorrection:
     intermediate_frequency: float  # signed Hz
@@ -586,10 +600,10 @@ def validate(config: QmConfig, platform_ports: dict[str, dict[str, int]] | None 
                                           "1 GS/s", "waveform"))
     for mixer in config.mixers.values():
         for i, entry in enumerate(mixer.corrections):
-            if any(abs(v) >= 2 for v in entry.matrix):
+            if not all(correction_in_range(v) for v in entry.matrix):
                 problems.append(
                     ConfigProblem(f"mixers.{mixer.name}[{i}].correction",
-                                  f"correction matrix {entry.matrix} is outside the range [-2, 2)", "mixer")
+                                  f"correction matrix {entry.matrix} is outside the range {CORRECTION_RANGE}", "mixer")
                 )
     return problems
 
@@ -826,8 +840,8 @@ def with_mixer_correction(config: QmConfig, mixer: str, intermediate_frequency: 
                           matrix: tuple[float, float, float, float]) -> QmConfig:
     if mixer not in config.mixers:
         raise SettingError(f"mixer '{mixer}' is not in the quantum machine's config")
-    if any(abs(v) >= 2 for v in matrix):
-        raise SettingError(f"correction matrix {matrix} is outside the range [-2, 2)")
+    if not all(correction_in_range(v) for v in matrix):
+        raise SettingError(f"correction matrix {matrix} is outside the range {CORRECTION_RANGE}")
 
     def edit(v1):
         corrections = v1.mixers[mixer].correction

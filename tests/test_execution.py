@@ -217,6 +217,25 @@ def test_element_corrections_of_a_running_job(qm):
     job.halt()
 
 
+def test_a_correction_of_minus_two_is_held_at_qm_and_job_level_and_two_is_not(connect):
+    # The platform holds corrections from -2 to 2 - 2^-16 (client docstring of set_element_correction), so -2.0 is
+    # accepted in the QM's config as on the running job, and 2.0 is refused by both.
+    c = config()
+    c["mixers"]["mixer_qubit"][0]["correction"] = (-2.0, 0.0, 0.0, 1.0)
+    qm = connect("alice").open_qm(c, close_other_machines=False)
+    job = paused(qm.queue.add(_pausing()))
+    assert job.get_element_correction("qubit") == (-2.0, 0.0, 0.0, 1.0)
+    assert job.set_element_correction("qubit", (1.0, 0.0, 0.0, -2.0)) == (1.0, 0.0, 0.0, -2.0)
+    with pytest.raises(Exception) as bad:
+        job.set_element_correction("qubit", (2.0, 0.0, 0.0, 1.0))
+    assert "outside the range [-2, 2)" in str(bad.value)
+    job.halt()
+    c["mixers"]["mixer_qubit"][0]["correction"] = (1.0, 0.0, 0.0, 2.0)
+    with pytest.raises(Exception) as refused:
+        connect("alice").open_qm(c, close_other_machines=False)
+    assert "outside the range [-2, 2)" in str(refused.value)
+
+
 def _qubit_at_if_zero() -> dict:
     """The test config with the qubit unmodulated and an identity mixer, so its I input plays the pulse as it is."""
     cfg = config()

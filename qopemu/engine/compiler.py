@@ -29,7 +29,7 @@ from qopemu.engine.runtime import pure_helpers
 from qopemu.engine.timing import (CLOCK_NS, LOOP_ITERATION_NS, PROGRAM_START_NS, TRIGGER_RESPONSE_NS, TimelineLayout,
                                   max_expr)
 from qopemu.engine.waveforms import alignment_delay_ns
-from qopemu.qmconfig import QmConfig
+from qopemu.qmconfig import CORRECTION_RANGE, QmConfig, correction_in_range
 
 INT, FIXED, BOOL = "int", "fixed", "bool"
 _PB_TYPES = {0: INT, 1: BOOL, 2: FIXED}
@@ -696,8 +696,9 @@ class _Generator:
         values = []
         for key in ("c0", "c1", "c2", "c3"):
             value = self.convert(self.expr(getattr(node.correction, key), loc, want=FIXED), FIXED, loc)
-            if value.const is not None and not -2.0 <= fx.fixed_to_float(value.const) < 2.0:
-                self.problem(loc, f"correction value {fx.fixed_to_float(value.const)} is outside the range [-2, 2)")
+            if value.const is not None and not correction_in_range(fx.fixed_to_float(value.const)):
+                self.problem(loc, f"correction value {fx.fixed_to_float(value.const)} is outside the range "
+                                  f"{CORRECTION_RANGE}")
             values.append(self._fold(_Expr(f"_correction({value.src})", FIXED), loc).src)
         # the frame reset that comes with it (see _PHASE_STATEMENTS)
         self.emit(f"C{self.dynamic_correction[name]} = ({', '.join(values)}); Z{self.dynamic_phase[name]} = 0.0")

@@ -18,6 +18,7 @@ from qopemu.engine import events as ev
 from qopemu.engine import fixed as fx
 from qopemu.engine.acquisition import Acquirer, NormalSource
 from qopemu.engine.timing import CLOCK_NS
+from qopemu.qmconfig import CORRECTION_LIMIT, CORRECTION_MIN, CORRECTION_STEP
 
 if TYPE_CHECKING:  # the compiler imports this module's helpers; the type is only for hints here
     from qopemu.engine.compiler import CompiledProgram
@@ -155,11 +156,18 @@ def _from_py(value, kind: str):
     return fx.fixed_from_float(float(value))
 
 
+# qmconfig's correction rule in fixed words: the bits below CORRECTION_STEP, and the range in steps
+_CORRECTION_SHIFT = fx.FRAC_BITS + math.frexp(CORRECTION_STEP)[1] - 1
+_CORRECTION_STEPS = (round(CORRECTION_MIN / CORRECTION_STEP), round(CORRECTION_LIMIT / CORRECTION_STEP) - 1)
+
+
 def _correction(word: int) -> float:
-    """A fixed word as a mixer correction entry. The platform holds corrections in steps of 2**-16 over [-2, 2) (the
-    range the config's mixer matrices are checked against); qopemu rounds to the nearest step and saturates."""
-    step = (word + (1 << 11)) >> 12
-    return min(max(step, -(1 << 17)), (1 << 17) - 1) / 65536.0
+    """A fixed word as a mixer correction entry. The platform holds corrections in steps of CORRECTION_STEP over
+    [-2, 2) (the range the config's mixer matrices are checked against); qopemu rounds to the nearest step and
+    saturates."""
+    step = (word + (1 << (_CORRECTION_SHIFT - 1))) >> _CORRECTION_SHIFT
+    low, high = _CORRECTION_STEPS
+    return min(max(step, low), high) * CORRECTION_STEP
 
 
 def _argmax(values: list) -> int:

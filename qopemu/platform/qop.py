@@ -194,9 +194,9 @@ class Qop:
         platform's resolution (2^-16, range [-2, 2)); returns the matrix as applied."""
         job = self.job(job_id)
         _, execution = self._iq_element_of_running(job, element)
-        if any(not -2.0 <= v < 2.0 for v in matrix):
-            raise BadElementCorrection(f"correction {tuple(matrix)} is outside the range [-2, 2)")
-        applied = tuple(round(v * 65536) / 65536 for v in matrix)
+        if not all(qmconfig.correction_in_range(v) for v in matrix):
+            raise BadElementCorrection(f"correction {tuple(matrix)} is outside the range {qmconfig.CORRECTION_RANGE}")
+        applied = tuple(round(v / qmconfig.CORRECTION_STEP) * qmconfig.CORRECTION_STEP for v in matrix)
         job.element_corrections[element] = applied
         execution.set_correction(element, applied)
         return applied
