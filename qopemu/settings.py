@@ -42,6 +42,11 @@ OPX_PLUS_DIGITAL_OUTPUTS = 10
 OPX_PLUS_DIGITAL_INPUTS = 10
 OPX_PLUS_CORES = 18
 
+# How long after an output a loopback-wired input sees it, when nobody says otherwise: the client's default for a
+# simulation's `LoopbackInterface(connections, latency=24)` (qm/simulate/loopback.py), and so the default of the
+# `[inputs]` wiring that executed jobs see.
+LOOPBACK_LATENCY_NS = 24
+
 
 # Formats of simulated analog samples: float64 as the platform returns them, float32 to halve the bytes.
 SIMULATION_SAMPLES = ("float64", "float32")
@@ -60,7 +65,7 @@ class ControllerSpec:
 @dataclass(frozen=True)
 class InputSettings:
     noise_std: float = 0.0
-    latency_ns: int = 24
+    latency_ns: int = LOOPBACK_LATENCY_NS
     loopback: tuple[tuple[str, int, str, int], ...] = ()
     digital_loopback: tuple[tuple[str, int, str, int], ...] = ()
     # What executed jobs' `wait_for_trigger` waits for: a periodic trigger, its edges on the 4 ns clock at multiples

@@ -38,6 +38,7 @@ from qopemu.engine.waveform_report import SimulationReport
 from qopemu.platform.errors import Refused
 from qopemu.platform.qop import Qop
 from qopemu.qmconfig import QmConfig
+from qopemu.settings import LOOPBACK_LATENCY_NS
 
 # The client refuses messages over 100 MB (`qm.api.models.server_details.MAX_MESSAGE_SIZE`); a simulation's reply
 # keeps well below, for its other fields.
@@ -58,7 +59,7 @@ class InputWiring:
     an OPX+); `raw` maps (controller, input port) to its samples."""
 
     noise_std: float = 0.0
-    latency_ns: int = 24
+    latency_ns: int = LOOPBACK_LATENCY_NS
     wires: tuple[tuple[str, int, int, str, int, int], ...] = ()
     raw: tuple[tuple[str, int, tuple[float, ...]], ...] = ()
 

@@ -25,7 +25,7 @@ from qopemu.engine.event_index import EventIndex
 from qopemu.engine.events import DcOffsetEvent, PlayEvent, RampToZeroEvent
 from qopemu.engine.waveforms import Synthesizer, reach_ns
 from qopemu.qmconfig import ANALOG_OUTPUTS, DIGITAL_OUTPUTS, PortRef, QmConfig
-from qopemu.settings import OPX_PLUS_ANALOG_INPUTS, OPX_PLUS_ANALOG_OUTPUTS
+from qopemu.settings import LOOPBACK_LATENCY_NS, OPX_PLUS_ANALOG_INPUTS, OPX_PLUS_ANALOG_OUTPUTS
 
 # (from_controller, from_output_port, to_controller, to_input_port)
 Connection = tuple[str, int, str, int]
@@ -120,7 +120,7 @@ class Loopback(_AnalogOnly):
         self,
         config: QmConfig,
         connections: Sequence[Connection],
-        latency_ns: int = 24,
+        latency_ns: int = LOOPBACK_LATENCY_NS,
         noise_std: float = 0.0,
     ):
         self.noise_std = noise_std
@@ -186,7 +186,8 @@ class DigitalLoopback:
     for simulated samples) `latency_ns` later, the same latency as the analog wiring. Several outputs into one input
     are high when any is. Sampled as late as `Loopback` is."""
 
-    def __init__(self, config: QmConfig, connections: Sequence[Connection], latency_ns: int = 24):
+    def __init__(self, config: QmConfig, connections: Sequence[Connection],
+                 latency_ns: int = LOOPBACK_LATENCY_NS):
         self.latency_ns = latency_ns
         self._synth = Synthesizer(config)
         declared = config.used_ports()
@@ -287,7 +288,7 @@ class InputModel:
 
     noise_std: float = 0.0
     loopback: tuple[tuple[str, int, str, int], ...] = ()  # (from controller, output, to controller, input)
-    latency_ns: int = 24
+    latency_ns: int = LOOPBACK_LATENCY_NS
     raw: tuple[tuple[str, int, tuple[float, ...]], ...] = ()  # (controller, input, samples at 1 ns)
     digital_loopback: tuple[tuple[str, int, str, int], ...] = ()  # (from controller, digital output, to, input)
     # the external trigger port's periodic edges (ns); None: no trigger ever comes, as in a simulation, whose
