@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import logging
 
-import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
 from qm.grpc.qm.pb import frontend_pb2, frontend_pb2_grpc, inc_qm_api_pb2, qm_manager_pb2
 
 from qopemu import __version__, qmconfig
-from qopemu.edge.errors import (NOT_SUPPORTED, compiler_messages, config_messages, error_messages,
-                                physical_messages)
+from qopemu.edge.errors import BARE, COMPILER, ERRORS, NOT_SUPPORTED, STATUS, aborted, answers, failed
 from qopemu.edge.identity import Identity
-from qopemu.platform.errors import JobNotFound, PhysicalRefused, Refused
+from qopemu.platform.errors import Refused
 from qopemu.platform.jobs import Job, JobStatus
 from qopemu.platform.qop import Qop
 from qopemu.platform.queue import JobFilter
@@ -94,18 +92,12 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
 
     # -- machines -----------------------------------------------------------------------------------------------
 
+    @answers(ERRORS, failed(qm_manager_pb2.OpenQuantumMachineResponse))
     def OpenQuantumMachine(self, request, context):
         # The 1.4 client sends `always` for close_other_machines=True and for its default, `never` for False.
         # keep_dc_offsets_when_closing changes nothing here: a closed QM's outputs are not emulated.
         close_others = request.WhichOneof("oneOfCloseOtherMachines") != "never"
-        try:
-            qm, closed = self._qop.open_qm(request.config, close_others)
-        except qmconfig.ConfigError as exc:
-            return qm_manager_pb2.OpenQuantumMachineResponse(success=False,
-                                                             configValidationErrors=config_messages(exc.problems))
-        except PhysicalRefused as exc:
-            return qm_manager_pb2.OpenQuantumMachineResponse(success=False,
-                                                             physicalValidationErrors=physical_messages(exc.problems))
+        qm, closed = self._qop.open_qm(request.config, close_others)
         log.info("%s opened %s", self._identity.caller(context), qm.id)
         messages = [f"closed quantum machine {qm_id} (close_other_machines=True)" for qm_id in closed]
         messages += qmconfig.notes(qm.config)
@@ -115,18 +107,14 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
     def ListOpenQuantumMachines(self, request, context):
         return qm_manager_pb2.ListOpenQuantumMachinesResponse(machineIDs=self._qop.machines.list())
 
+    @answers(ERRORS, failed(qm_manager_pb2.GetQuantumMachineResponse))
     def GetQuantumMachine(self, request, context):
-        try:
-            qm = self._qop.machines.get(request.machineID)
-        except Refused as exc:
-            return qm_manager_pb2.GetQuantumMachineResponse(success=False, errors=error_messages(exc.messages))
+        qm = self._qop.machines.get(request.machineID)
         return qm_manager_pb2.GetQuantumMachineResponse(machineID=qm.id, config=qm.config.pb, success=True)
 
+    @answers(ERRORS, failed(qm_manager_pb2.CloseQuantumMachineResponse))
     def CloseQuantumMachine(self, request, context):
-        try:
-            self._qop.machines.close(request.machineID)
-        except Refused as exc:
-            return qm_manager_pb2.CloseQuantumMachineResponse(success=False, errors=error_messages(exc.messages))
+        self._qop.machines.close(request.machineID)
         return qm_manager_pb2.CloseQuantumMachineResponse(success=True)
 
     def CloseAllQuantumMachines(self, request, context):
@@ -135,35 +123,32 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
 
     # -- queue --------------------------------------------------------------------------------------------------
 
+    @answers(COMPILER, failed(frontend_pb2.AddToQueueResponse, "ok"))
     def AddToQueue(self, request, context):
         user = self._identity.caller(context)
         try:
             job = self._qop.add(request.quantumMachineId, request.highLevelProgram, user, _at_start(request))
-        except Refused as exc:
+        except Refused as exc:  # logged, then answered by the COMPILER table
             for message in exc.messages:
                 log.info("AddToQueue refused for %s: %s", user, message)
-            return frontend_pb2.AddToQueueResponse(ok=False, messages=compiler_messages(exc.messages))
+            raise
         return frontend_pb2.AddToQueueResponse(ok=True, jobId=job.id)
 
+    @answers(COMPILER, failed(frontend_pb2.CompileResponse, "ok"))
     def Compile(self, request, context):
-        try:
-            program_id = self._qop.compile(request.quantumMachineId, request.highLevelProgram)
-        except Refused as exc:
-            return frontend_pb2.CompileResponse(ok=False, messages=compiler_messages(exc.messages))
+        program_id = self._qop.compile(request.quantumMachineId, request.highLevelProgram)
         return frontend_pb2.CompileResponse(ok=True, programId=program_id)
 
+    @answers(ERRORS, failed(frontend_pb2.AddCompiledToQueueResponse, "ok"))
     def AddCompiledToQueue(self, request, context):
         user = self._identity.caller(context)
         overrides = {name: list(w.samples) for name, w in request.executionOverrides.waveforms.items()}
-        try:
-            job = self._qop.add_compiled(request.quantumMachineId, request.programId, user, overrides,
-                                         _at_start(request))
-        except Refused as exc:
-            return frontend_pb2.AddCompiledToQueueResponse(ok=False, errors=error_messages(exc.messages))
+        job = self._qop.add_compiled(request.quantumMachineId, request.programId, user, overrides, _at_start(request))
         return frontend_pb2.AddCompiledToQueueResponse(ok=True, jobId=job.id)
 
+    @answers(STATUS, aborted)
     def GetPendingJobs(self, request, context):
-        views = self._machine_call(context, self._qop.pending, request.quantumMachineId, job_filter(request))
+        views = self._qop.pending(request.quantumMachineId, job_filter(request))
         response = frontend_pb2.GetPendingJobsResponse()
         for view in views:
             entry = response.pendingJobs[view.job.id]
@@ -172,23 +157,19 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
             entry.addedBy = view.job.added_by
         return response
 
+    @answers(STATUS, aborted)
     def RemovePendingJobs(self, request, context):
-        removed = self._machine_call(context, self._qop.remove, request.quantumMachineId, job_filter(request))
+        removed = self._qop.remove(request.quantumMachineId, job_filter(request))
         return frontend_pb2.RemovePendingJobsResponse(numbersOfJobsRemoved=removed)
 
+    @answers(STATUS, aborted)
     def GetRunningJob(self, request, context):
-        job = self._machine_call(context, self._qop.running_job, request.machineID)
+        job = self._qop.running_job(request.machineID)
         return qm_manager_pb2.GetRunningJobResponse(machineID=request.machineID, jobId=job.id if job else "")
 
     def _is_running(self, job_id: str) -> bool:
         job = self._qop.jobs.get(job_id)
         return job is not None and job.status is JobStatus.RUNNING
-
-    def _machine_call(self, context, method, *args):
-        try:
-            return method(*args)
-        except Refused as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
 
     # -- jobs ---------------------------------------------------------------------------------------------------
 
@@ -201,18 +182,18 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
         position = self._qop.position(job) if job.status is JobStatus.PENDING else None
         return frontend_pb2.GetJobExecutionStatusResponse(status=job_status(job, position))
 
+    @answers(BARE, failed(frontend_pb2.HaltResponse, "ok"))
     def Halt(self, request, context):
-        try:
-            return frontend_pb2.HaltResponse(ok=self._qop.halt(request.jobId))
-        except JobNotFound:
-            return frontend_pb2.HaltResponse(ok=False)
+        return frontend_pb2.HaltResponse(ok=self._qop.halt(request.jobId))
 
+    @answers(STATUS, aborted)
     def Resume(self, request, context):
-        self._machine_call(context, self._qop.resume, request.jobId)  # an unknown job: NOT_FOUND
+        self._qop.resume(request.jobId)  # an unknown job: NOT_FOUND
         return frontend_pb2.ResumeResponse()
 
+    @answers(STATUS, aborted)
     def PausedStatus(self, request, context):
-        paused = self._machine_call(context, self._qop.is_paused, request.jobId)
+        paused = self._qop.is_paused(request.jobId)
         return frontend_pb2.PausedStatusResponse(ok=True, isPaused=paused)
 
     def IsJobRunning(self, request, context):
@@ -225,31 +206,27 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
 
     # -- QM-level runtime requests ------------------------------------------------------------------------------
 
+    @answers(ERRORS, failed(inc_qm_api_pb2.HighQmApiResponse, "ok"))
     def PerformQmRequest(self, request, context):
         which = request.WhichOneof("api_oneof")
-        try:
-            if which == "setIOValues":
-                values = {}
-                for entry in request.setIOValues.ioValueSetData:
-                    kind = entry.WhichOneof("oneof_IO_type")
-                    values[entry.io_number] = getattr(entry, kind) if kind else 0
-                self._qop.set_io(request.quantumMachineId, values)
-            else:
-                change = _config_change(request, which)
-                if change is None:
-                    return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=error_messages([NOT_SUPPORTED + str(which)]))
-                self._qop.change_config(request.quantumMachineId, change)
-        except Refused as exc:
-            return inc_qm_api_pb2.HighQmApiResponse(ok=False, errors=error_messages(exc.messages))
+        if which == "setIOValues":
+            values = {}
+            for entry in request.setIOValues.ioValueSetData:
+                kind = entry.WhichOneof("oneof_IO_type")
+                values[entry.io_number] = getattr(entry, kind) if kind else 0
+            self._qop.set_io(request.quantumMachineId, values)
+        else:
+            change = _config_change(request, which)
+            if change is None:
+                raise Refused(NOT_SUPPORTED + str(which))
+            self._qop.change_config(request.quantumMachineId, change)
         return inc_qm_api_pb2.HighQmApiResponse(ok=True)
 
+    @answers(ERRORS, failed(frontend_pb2.QmDataResponse))
     def RequestData(self, request, context):
         response = frontend_pb2.QmDataResponse(success=True)
         for io_request in request.io_value_Request:
-            try:
-                values = self._qop.get_io(io_request.quantumMachineId)
-            except Refused as exc:
-                return frontend_pb2.QmDataResponse(success=False, errors=error_messages(exc.messages))
+            values = self._qop.get_io(io_request.quantumMachineId)
             value = values.get(io_request.io_number, 0)
             item = response.io_value_response.add()
             item.request.CopyFrom(io_request)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from qm.grpc.qm.pb import errors_pb2, general_messages_pb2, job_manager_pb2, job_manager_pb2_grpc
+from qm.grpc.qm.pb import general_messages_pb2, job_manager_pb2, job_manager_pb2_grpc
 
-from qopemu.platform.errors import BadElementCorrection, JobNotFound, NotRunning, Refused, UnknownInputStream
+from qopemu.edge.errors import JOB_MANAGER, answers
 from qopemu.platform.qop import Qop
 
 
@@ -19,48 +19,35 @@ def _header(job_id: str, error: int | None = None, message: str = "",
                                                     jobErrorDetails=details)
 
 
+def _failed(response_type):
+    """The failure reply: a header whose error type the client turns into its exception (edge/errors.py JOB_MANAGER)."""
+    return lambda fields, request, context: response_type(jobManagerResponseHeader=_header(request.jobId, **fields))
+
+
 class JobManagerService(job_manager_pb2_grpc.JobManagerServiceServicer):
     def __init__(self, qop: Qop):
         self._qop = qop
 
+    @answers(JOB_MANAGER, _failed(job_manager_pb2.InsertInputStreamResponse))
     def InsertInputStream(self, request, context):
         kind = request.WhichOneof("stream_data_oneof")
         values = list(getattr(request, kind).data) if kind else []
-        try:
-            self._qop.push_input_stream(request.jobId, request.streamName, values)
-        except JobNotFound as exc:
-            header = _header(request.jobId, errors_pb2.MissingJobError, str(exc))
-        except UnknownInputStream as exc:
-            header = _header(request.jobId, errors_pb2.UnknownInputStreamError, str(exc))
-        except Refused as exc:
-            header = _header(request.jobId, errors_pb2.InvalidJobExecutionStatusError, str(exc))
-        else:
-            header = _header(request.jobId)
-        return job_manager_pb2.InsertInputStreamResponse(jobManagerResponseHeader=header)
+        self._qop.push_input_stream(request.jobId, request.streamName, values)
+        return job_manager_pb2.InsertInputStreamResponse(jobManagerResponseHeader=_header(request.jobId))
 
+    @answers(JOB_MANAGER, _failed(job_manager_pb2.SetElementCorrectionResponse))
     def SetElementCorrection(self, request, context):
         m = request.correction
-        matrix = (m.v00, m.v01, m.v10, m.v11)
-        return self._correction(request, job_manager_pb2.SetElementCorrectionResponse,
-                                lambda: self._qop.set_element_correction(request.jobId, request.qeName, matrix))
+        applied = self._qop.set_element_correction(request.jobId, request.qeName, (m.v00, m.v01, m.v10, m.v11))
+        return self._correction(request, job_manager_pb2.SetElementCorrectionResponse, applied)
 
+    @answers(JOB_MANAGER, _failed(job_manager_pb2.GetElementCorrectionResponse))
     def GetElementCorrection(self, request, context):
-        return self._correction(request, job_manager_pb2.GetElementCorrectionResponse,
-                                lambda: self._qop.get_element_correction(request.jobId, request.qeName))
+        matrix = self._qop.get_element_correction(request.jobId, request.qeName)
+        return self._correction(request, job_manager_pb2.GetElementCorrectionResponse, matrix)
 
     @staticmethod
-    def _correction(request, response_type, action):
-        """Run a correction request; failures become the header codes the client turns into its exceptions."""
-        try:
-            v00, v01, v10, v11 = action()
-        except JobNotFound as exc:
-            header = _header(request.jobId, errors_pb2.MissingJobError, str(exc))
-        except NotRunning as exc:
-            header = _header(request.jobId, errors_pb2.InvalidJobExecutionStatusError, str(exc))
-        except BadElementCorrection as exc:
-            detail = errors_pb2.SingleInputElementError if exc.single_input else errors_pb2.InvalidCorrectionMatrixError
-            header = _header(request.jobId, errors_pb2.JobOperationSpecificError, str(exc), detail)
-        else:
-            return response_type(jobManagerResponseHeader=_header(request.jobId),
-                                 correction=general_messages_pb2.Matrix(v00=v00, v01=v01, v10=v10, v11=v11))
-        return response_type(jobManagerResponseHeader=header)
+    def _correction(request, response_type, matrix: tuple[float, float, float, float]):
+        v00, v01, v10, v11 = matrix
+        return response_type(jobManagerResponseHeader=_header(request.jobId),
+                             correction=general_messages_pb2.Matrix(v00=v00, v01=v01, v10=v10, v11=v11))

@@ -8,7 +8,8 @@ import grpc
 from google.protobuf.wrappers_pb2 import BoolValue
 
 from qm.grpc.qm.pb import job_results_pb2, job_results_pb2_grpc
-from qopemu.results.store import JobResults, UnknownResultError
+from qopemu.edge.errors import STATUS, aborted, answers
+from qopemu.results.store import JobResults
 
 _SEVERITY = {
     "error": job_results_pb2.GetJobErrorsResponse.ERROR,
@@ -25,10 +26,6 @@ class JobResultsService(job_results_pb2_grpc.JobResultsServiceServicer):
         if results is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} not found (unknown id, or its results were removed)")
         return results
-
-    @staticmethod
-    def _no_such_result(job_id: str, name: str, context: grpc.ServicerContext) -> None:
-        context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} has no result named {name!r}")
 
     def GetJobResultSchema(self, request, context):
         results = self._results(request.jobId, context)
@@ -49,12 +46,9 @@ class JobResultsService(job_results_pb2_grpc.JobResultsServiceServicer):
         done, closed, has_dataloss = self._results(request.jobId, context).state()
         return job_results_pb2.GetJobStateResponse(done=done, closed=closed, hasDataloss=has_dataloss)
 
+    @answers(STATUS, aborted)
     def GetJobNamedResultHeader(self, request, context):
-        results = self._results(request.jobId, context)
-        try:
-            header = results.header(request.outputName, request.flatFormat)
-        except UnknownResultError:
-            self._no_such_result(request.jobId, request.outputName, context)
+        header = self._results(request.jobId, context).header(request.outputName, request.flatFormat)
         return job_results_pb2.GetJobNamedResultHeaderResponse(
             isSingle=header.is_single,
             countSoFar=header.count_so_far,
@@ -66,16 +60,13 @@ class JobResultsService(job_results_pb2_grpc.JobResultsServiceServicer):
             hasExecutionErrors=BoolValue(value=header.has_execution_errors),
         )
 
+    @answers(STATUS, aborted)
     def GetJobNamedResult(self, request, context) -> Iterator[job_results_pb2.GetJobNamedResultResponse]:
         results = self._results(request.jobId, context)
         # Clients since QOP 2 send the start in longOffset; the old int32 `offset` is the fallback.
         offset = request.longOffset.value if request.HasField("longOffset") else request.offset
-        try:
-            chunks = results.read(request.outputName, offset, request.limit)
-            for count, data in chunks:
-                yield job_results_pb2.GetJobNamedResultResponse(countOfItems=count, data=data)
-        except UnknownResultError:
-            self._no_such_result(request.jobId, request.outputName, context)
+        for count, data in results.read(request.outputName, offset, request.limit):
+            yield job_results_pb2.GetJobNamedResultResponse(countOfItems=count, data=data)
 
     def GetJobErrors(self, request, context):
         results = self._results(request.jobId, context)

@@ -30,12 +30,10 @@ from qopemu.engine.inputs import noise_std_from_power, resolve_wire
 from qopemu.engine.inputs import InputModel
 from qopemu.engine.packed_samples import PackedSamples, SamplesFailed
 from qopemu.engine.timing import CLOCK_NS
-from qopemu import qmconfig
-from qopemu.edge.errors import compiler_messages, config_messages
+from qopemu.edge.errors import COMPILER, answers
 from qopemu.edge.identity import Identity
 from qopemu.edge.report_struct import encode_struct
 from qopemu.engine.waveform_report import SimulationReport
-from qopemu.platform.errors import Refused
 from qopemu.platform.qop import Qop
 from qopemu.qmconfig import QmConfig
 from qopemu.settings import LOOPBACK_LATENCY_NS
@@ -227,19 +225,14 @@ class SimulationHandler:
     def __init__(self, qop: Qop):
         self._qop = qop
 
+    @answers(COMPILER, lambda fields, request, user: frontend_pb2.SimulationResponse(success=False, **fields)
+             .SerializeToString())
     def simulate(self, request: frontend_pb2.SimulationRequest, user: str) -> bytes:
         """The serialized `SimulationResponse`."""
         spec = parse_simulation_request(request)
-        try:
-            job = self._qop.simulate(request.config, request.highLevelProgram, user, duration_ns=spec.duration_ns,
-                                     inputs=spec.inputs.model, analog_outputs=spec.include_analog,
-                                     digital_outputs=spec.include_digital)
-        except qmconfig.ConfigError as exc:
-            return frontend_pb2.SimulationResponse(
-                success=False, configValidationErrors=config_messages(exc.problems)).SerializeToString()
-        except Refused as exc:
-            return frontend_pb2.SimulationResponse(
-                success=False, messages=compiler_messages(exc.messages)).SerializeToString()
+        job = self._qop.simulate(request.config, request.highLevelProgram, user, duration_ns=spec.duration_ns,
+                                 inputs=spec.inputs.model, analog_outputs=spec.include_analog,
+                                 digital_outputs=spec.include_digital)
         outcome = job.outcome
         if outcome is None or outcome.samples is None:
             problems = (outcome.messages if outcome is not None else []) or ["the simulation produced no samples"]
