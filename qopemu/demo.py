@@ -81,7 +81,7 @@ def run_demo() -> None:
     # Analog output 2 (alice's qubit) is wired back into analog input 1, so measurements see what was played.
     wiring = InputSettings(noise_std=0.001, loopback=(("con1", 2, "con1", 1),))
     with Server(Settings(inputs=wiring)) as server:
-        print(f"qopemu server on {server.host}:{server.port} emulating {server.qop.hardware.describe()}\n")
+        print(f"qopemu server on {server.host}:{server.port} emulating {server.qop.describe()}\n")
 
         def user(name: str) -> QuantumMachinesManager:
             # The demo prints what happens itself, so the client's own log stays quiet.

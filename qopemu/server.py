@@ -34,13 +34,6 @@ class _RequestLogger(grpc.ServerInterceptor):
         return continuation(handler_call_details)
 
 
-def _results_lookup(qop: Qop):
-    def lookup(job_id: str):
-        job = qop.jobs.get(job_id)
-        return job.results if job is not None else None
-    return lookup
-
-
 class Server:
     """A qopemu server. As a context manager it starts on a free port (or the settings' port) and stops after.
 
@@ -72,7 +65,7 @@ class Server:
         server.add_generic_rpc_handlers((simulation_rpc_handler(SimulationHandler(self.qop), identity),))  # before the Frontend's
         frontend_pb2_grpc.add_FrontendServicer_to_server(FrontendService(self.qop, identity), server)
         job_manager_pb2_grpc.add_JobManagerServiceServicer_to_server(JobManagerService(self.qop), server)
-        job_results_pb2_grpc.add_JobResultsServiceServicer_to_server(JobResultsService(_results_lookup(self.qop)),
+        job_results_pb2_grpc.add_JobResultsServiceServicer_to_server(JobResultsService(self.qop.results_of),
                                                                     server)
         # Port 0 lets the system pick a free port, without the race of probing for one first.
         try:
@@ -85,7 +78,7 @@ class Server:
         server.start()
         self._grpc, self.port = server, bound
         log.info("qopemu %s listening on %s:%d, emulating %s", GATEWAY_VERSION, self.host, self.port,
-                 self.qop.hardware.describe())
+                 self.qop.describe())
         return self
 
     def stop(self, grace: float = 1.0) -> None:

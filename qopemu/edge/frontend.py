@@ -76,15 +76,15 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
 
     def HealthCheck(self, request, context):
         return frontend_pb2.HealthCheckResponse(ok=True, message=[f"qopemu {__version__}: "
-                                                                  f"{self._qop.hardware.describe()}"])
+                                                                  f"{self._qop.describe()}"])
 
     def GetControllers(self, request, context):
         return qm_manager_pb2.GetControllersResponse(
-            controllers=[qm_manager_pb2.Controller(name=name) for name in self._qop.hardware.names()]
+            controllers=[qm_manager_pb2.Controller(name=name) for name in self._qop.controller_names()]
         )
 
     def ClearAllJobResults(self, request, context):
-        self._qop.jobs.clear_results()
+        self._qop.clear_results()
         return empty_pb2.Empty()
 
     def ResetDataProcessing(self, request, context):
@@ -105,20 +105,20 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
         return qm_manager_pb2.OpenQuantumMachineResponse(machineID=qm.id, success=True, openQmWarnings=warnings)
 
     def ListOpenQuantumMachines(self, request, context):
-        return qm_manager_pb2.ListOpenQuantumMachinesResponse(machineIDs=self._qop.machines.list())
+        return qm_manager_pb2.ListOpenQuantumMachinesResponse(machineIDs=self._qop.qm_ids())
 
     @answers(ERRORS, failed(qm_manager_pb2.GetQuantumMachineResponse))
     def GetQuantumMachine(self, request, context):
-        qm = self._qop.machines.get(request.machineID)
+        qm = self._qop.get_qm(request.machineID)
         return qm_manager_pb2.GetQuantumMachineResponse(machineID=qm.id, config=qm.config.pb, success=True)
 
     @answers(ERRORS, failed(qm_manager_pb2.CloseQuantumMachineResponse))
     def CloseQuantumMachine(self, request, context):
-        self._qop.machines.close(request.machineID)
+        self._qop.close_qm(request.machineID)
         return qm_manager_pb2.CloseQuantumMachineResponse(success=True)
 
     def CloseAllQuantumMachines(self, request, context):
-        self._qop.machines.close_all()
+        self._qop.close_all_qms()
         return qm_manager_pb2.CloseAllQuantumMachinesResponse(success=True)
 
     # -- queue --------------------------------------------------------------------------------------------------
@@ -167,14 +167,10 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
         job = self._qop.running_job(request.machineID)
         return qm_manager_pb2.GetRunningJobResponse(machineID=request.machineID, jobId=job.id if job else "")
 
-    def _is_running(self, job_id: str) -> bool:
-        job = self._qop.jobs.get(job_id)
-        return job is not None and job.status is JobStatus.RUNNING
-
     # -- jobs ---------------------------------------------------------------------------------------------------
 
     def GetJobExecutionStatus(self, request, context):
-        job = self._qop.jobs.get(request.jobId)
+        job = self._qop.find_job(request.jobId)
         if job is None:
             status = frontend_pb2.JobExecutionStatus()
             status.unknown.SetInParent()
@@ -197,10 +193,10 @@ class FrontendService(frontend_pb2_grpc.FrontendServicer):
         return frontend_pb2.PausedStatusResponse(ok=True, isPaused=paused)
 
     def IsJobRunning(self, request, context):
-        return frontend_pb2.IsJobRunningResponse(jobId=request.jobId, isRunning=self._is_running(request.jobId))
+        return frontend_pb2.IsJobRunningResponse(jobId=request.jobId, isRunning=self._qop.is_running(request.jobId))
 
     def IsJobAcquiringData(self, request, context):
-        status = (frontend_pb2.IsJobAcquiringDataResponse.HAS_DATA_TO_ACQUIRE if self._is_running(request.jobId)
+        status = (frontend_pb2.IsJobAcquiringDataResponse.HAS_DATA_TO_ACQUIRE if self._qop.is_running(request.jobId)
                   else frontend_pb2.IsJobAcquiringDataResponse.ACQUIRE_STOPPED)
         return frontend_pb2.IsJobAcquiringDataResponse(jobId=request.jobId, acquiringStatus=status)
 

@@ -250,7 +250,7 @@ class SimulationHandler:
     ) -> Iterator[bytes]:
         """The samples of a finished simulation, as serialized messages; one ok=false message (the client then asks
         to wait for the job) when the id names no simulation with samples."""
-        job = self._qop.jobs.get(request.jobId)
+        job = self._qop.find_job(request.jobId)
         outcome = job.outcome if job is not None and job.is_simulation else None
         if outcome is None or outcome.samples is None:
             yield job_results_pb2.SimulatorSamplesResponse(jobId=request.jobId, ok=False).SerializeToString()

@@ -56,6 +56,42 @@ class Qop:
         self.machines.close_all()
         self._pool.close()
 
+    # -- what the edge reads and asks of the platform's parts, through the Qop alone -------------------------------
+
+    def describe(self) -> str:
+        return self.hardware.describe()
+
+    def controller_names(self) -> list[str]:
+        return self.hardware.names()
+
+    def clear_results(self) -> int:
+        return self.jobs.clear_results()
+
+    def qm_ids(self) -> list[str]:
+        return self.machines.list()
+
+    def get_qm(self, qm_id: str) -> QuantumMachine:
+        return self.machines.get(qm_id)
+
+    def close_qm(self, qm_id: str) -> None:
+        self.machines.close(qm_id)
+
+    def close_all_qms(self) -> list[str]:
+        return self.machines.close_all()
+
+    def find_job(self, job_id: str) -> Job | None:
+        """The job, or None for an id the platform never gave or has forgotten (`job` refuses those instead)."""
+        return self.jobs.get(job_id)
+
+    def is_running(self, job_id: str) -> bool:
+        job = self.jobs.get(job_id)
+        return job is not None and job.status is JobStatus.RUNNING
+
+    def results_of(self, job_id: str):
+        """The job's `results.store.JobResults`, or None for an unknown job or one not loaded yet."""
+        job = self.jobs.get(job_id)
+        return job.results if job is not None else None
+
     # -- machines -----------------------------------------------------------------------------------------------
 
     def open_qm(self, config_pb, close_others: bool) -> tuple[QuantumMachine, list[str]]:
