@@ -30,8 +30,7 @@ from qopemu.engine.timing import (CLOCK_NS, LOOP_ITERATION_NS, PROGRAM_START_NS,
                                   max_expr)
 from qopemu.engine.waveforms import alignment_delay_ns
 from qopemu.qmconfig import CORRECTION_RANGE, QmConfig, correction_in_range
-
-INT, FIXED, BOOL = "int", "fixed", "bool"
+from qopemu.results.streams import ADC, BOOL, FIXED, INT
 _PB_TYPES = {0: INT, 1: BOOL, 2: FIXED}
 
 # BinaryExpression.BinaryOperator values (inc_qua.proto)
@@ -943,7 +942,7 @@ class _Generator:
         if node.streamAs:
             if not element.outputs:
                 self.problem(loc, f"raw ADC stream of element '{name}', which has no analog 'outputs'")
-            self._stream_kind(node.streamAs, "adc", loc)
+            self._stream_kind(node.streamAs, ADC, loc)
         offsets = {(p.controller, p.number): self.config.port(p).offset for p in element.outputs.values()
                    if p.controller in self.config.controllers and p in self.config.controllers[p.controller].ports}
         # Crosstalk and output filters delay every output; the QOP adds that delay to the time of flight too.

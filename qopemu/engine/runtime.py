@@ -19,6 +19,7 @@ from qopemu.engine import fixed as fx
 from qopemu.engine.acquisition import Acquirer, NormalSource
 from qopemu.engine.timing import CLOCK_NS
 from qopemu.qmconfig import CORRECTION_LIMIT, CORRECTION_MIN, CORRECTION_STEP
+from qopemu.results.streams import BOOL, INT
 
 if TYPE_CHECKING:  # the compiler imports this module's helpers; the type is only for hints here
     from qopemu.engine.compiler import CompiledProgram
@@ -149,9 +150,9 @@ def _fmath(fn, *xs: float) -> int:
 
 def _from_py(value, kind: str):
     """A value pushed by the client (input stream, IO register) in the variable's representation."""
-    if kind == "bool":
+    if kind == BOOL:
         return bool(value)
-    if kind == "int":
+    if kind == INT:
         return fx.wrap(math.floor(value)) if isinstance(value, float) else fx.wrap(int(value))
     return fx.fixed_from_float(float(value))
 

@@ -38,6 +38,7 @@ from multiprocessing.connection import Connection
 from qopemu.engine import runtime, shared_buffer, waveform_report, waveforms
 from qopemu.engine.inputs import InputModel
 from qopemu.engine.packed_samples import PackedSamples, records_dtype
+from qopemu.results.streams import KIND_DTYPES
 
 _FLUSH_INTERVAL_S = 0.02
 _FLUSH_ITEMS = 1 << 16
@@ -46,7 +47,6 @@ _WINDOW_BYTES = 1 << 20
 _SWITCH_INTERVAL_S = 0.001
 # A job's start is announced once the server has read what the worker already said after it, or after this long.
 _START_CATCH_UP_S = 0.005
-_DTYPES = {"int": np.int64, "fixed": np.float64, "bool": np.bool_}
 # glibc malloc settings for workers. By default glibc maps each array of more than a few MB afresh and unmaps it
 # when freed, so every simulation pays page faults again on its sample buffers: half the time of rendering 4 ports
 # for 400 us. A worker keeps up to 64 MB of freed heap for its next job instead. Other C libraries ignore these.
@@ -470,7 +470,7 @@ class _WorkerHost:
             message, then = item
             if message[0] == "values":  # lists become arrays here, off the program's thread
                 _, tag, kind, values, stamps = message
-                message = ("values", tag, kind, np.array(values, dtype=_DTYPES[kind]),
+                message = ("values", tag, kind, np.array(values, dtype=KIND_DTYPES[kind]),
                            np.array(stamps, dtype=np.int64))
             try:
                 self._conn.send(message)

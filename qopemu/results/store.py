@@ -37,10 +37,9 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from qopemu.results import encoding
-from qopemu.results.streams import FLOAT_DTYPE, ItemType, Pipeline, SourceHints, build_pipelines
+from qopemu.results.streams import FLOAT_DTYPE, VALUE_KINDS, ItemType, Pipeline, SourceHints, build_pipelines
 
 STREAM_PROCESSING_ERROR = 3001
-_VALUE_KINDS = ("int", "fixed", "bool")
 _FIRST_CHUNK_BYTES = 64 << 10
 _MAX_CHUNK_BYTES = 4 << 20  # also the largest `data` of one GetJobNamedResult message
 _UNKNOWN_ITEM = ItemType(FLOAT_DTYPE, ())
@@ -233,8 +232,8 @@ class JobResults:
 
     def add_values(self, tag: str, kind: str, values: np.ndarray, timestamps: np.ndarray) -> None:
         """Values saved to stream `tag`, one timestamp (ns since job start) per value."""
-        if kind not in _VALUE_KINDS:
-            raise ValueError(f"kind must be one of {_VALUE_KINDS}, got {kind!r}")
+        if kind not in VALUE_KINDS:
+            raise ValueError(f"kind must be one of {VALUE_KINDS}, got {kind!r}")
         with self._feed_lock:
             for output in self._live_outputs(tag):
                 self._feed(output, lambda p: p.feed_values(tag, values, timestamps))

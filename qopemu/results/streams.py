@@ -35,14 +35,18 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+# The kinds of what a stream carries: the three QUA variable types, and raw ADC traces. The compiler names them, the
+# worker and the result store carry them, and these are the only spellings.
+INT, FIXED, BOOL, ADC = "int", "fixed", "bool", "adc"
+VALUE_KINDS = (INT, FIXED, BOOL)  # what `save` can put in a stream
 # Base dtypes of stream items by the kind of QUA variable saved into the stream (protocol §5.3).
 KIND_DTYPES: dict[str, np.dtype] = {
-    "int": np.dtype("<i8"),
-    "fixed": np.dtype("<f8"),
-    "bool": np.dtype("|b1"),
-    "adc": np.dtype("<i2"),
+    INT: np.dtype("<i8"),
+    FIXED: np.dtype("<f8"),
+    BOOL: np.dtype("|b1"),
+    ADC: np.dtype("<i2"),
 }
-DEFAULT_KIND = "fixed"
+DEFAULT_KIND = FIXED
 TIMESTAMP_DTYPE = np.dtype("<i8")
 FLOAT_DTYPE = np.dtype("<f8")
 ADC_SAMPLE_NS = 1  # OPX+ ADC: 1 GS/s, so sample k of a trace is k ns after its first sample
@@ -232,7 +236,7 @@ class _Source(_Node):
 
     @property
     def is_adc(self) -> bool:
-        return self.kind == "adc"
+        return self.kind == ADC
 
     def _shape(self, values: Batch, timestamps: Batch) -> Batch:
         if self.mode == 0:
@@ -796,7 +800,7 @@ def _build_source(expr: list, ctx: _Build) -> _Node:
         raise UnsupportedStreamOperation(f"timestamp mode {mode} of stream {tag!r}")
     kind = ctx.hints.kinds.get(tag, DEFAULT_KIND)
     if adc_trace or adc_input is not None:
-        kind = "adc"
+        kind = ADC
     if kind not in KIND_DTYPES:
         raise StreamModelError(f"unknown kind {kind!r} for stream {tag!r}")
     source = _Source(tag, mode, kind, adc_input, adc_trace, ctx.hints.adc_trace_lengths.get(tag))
