@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from qm.exceptions import (QMConnectionError, QMFailedToGetQuantumMachineError, QmFailedToCloseQuantumMachineError,
+                           QMRequestDataError, QMRequestError)
 
+from configs import config
 from qopemu.edge.errors import ERRORS, JOB_MANAGER, ReplyTable, answers, failed
 from qopemu.platform.errors import JobNotFound, MachineNotFound, NotRunning, PhysicalRefused, Refused
 from qopemu.qmconfig import ConfigProblem
@@ -64,3 +67,24 @@ def test_an_unknown_exception_is_not_swallowed():
         Servicer().Close(KeyError("boom"), None)
     with pytest.raises(KeyError, match="boom"):
         list(Servicer().Stream(KeyError("boom"), None))
+
+
+# Through the real client: each reply style the tables serve reaches the user as the client's own exception, carrying
+# the platform's message.
+
+def test_a_closed_qm_is_refused_in_each_reply_style(qmm):
+    qm = qmm.open_qm(config(), close_other_machines=False)
+    qm.close()
+    gone = f"quantum machine '{qm.id}' is not open"
+    with pytest.raises(QMFailedToGetQuantumMachineError, match=f"^Failed to fetch quantum machine: {gone}$"):
+        qmm.get_qm(qm.id)  # `errors` style, GetQuantumMachine
+    with pytest.raises(QmFailedToCloseQuantumMachineError, match=f"^{gone}$"):
+        qm.close()  # `errors` style, CloseQuantumMachine
+    with pytest.raises(QMRequestDataError, match=f"^{gone}$"):
+        qm.get_io1_value()  # `errors` style, RequestData
+    with pytest.raises(QMRequestError, match=f"^Failed: {gone}$"):
+        qm.set_io1_value(1)  # `errors` style, PerformQmRequest
+    with pytest.raises(QMConnectionError, match=f"details: {gone}, status:  StatusCode.NOT_FOUND"):
+        qm.get_running_job()  # status style
+    with pytest.raises(QMConnectionError, match=f"details: {gone}, status:  StatusCode.NOT_FOUND"):
+        qm.queue.count  # status style, GetPendingJobs
