@@ -6,7 +6,8 @@ programs against. Every problem found is reported with the config key path a use
 dict (``elements.qubit.operations.x``), and *all* problems of a config are collected before anything is rejected,
 so a user fixes their config in one round trip instead of one error at a time.
 
-Protobuf stays here: nothing outside this module reads the config message.
+Protobuf stays here: nothing outside this module reads the config message. The model keeps the message as received
+(`QmConfig.pb`) only to hand it back to the client (`get_config`) and to edit it for the runtime setters below.
 """
 
 from __future__ import annotations
@@ -181,6 +182,13 @@ class DigitalInput:
 
 
 @dataclass(frozen=True)
+class OutputPulseParameters:
+    """How an element detects pulses on its analog input, for time tagging (`outputPulseParameters`)."""
+    signal_threshold: int  # raw ADC units
+    descending: bool  # the signal crosses the threshold downwards (polarity DESCENDING)
+
+
+@dataclass(frozen=True)
 class Sticky:
     analog: bool
     digital: bool
@@ -205,6 +213,7 @@ class Element:
     sticky: Sticky | None
     # "out1" -> controller digital input (OPD) the element counts and time-tags pulses from (Hardware/dib.md)
     digital_outputs: dict[str, PortRef] = field(default_factory=dict)
+    output_pulse: OutputPulseParameters | None = None
 
     @property
     def analog_ports(self) -> tuple[PortRef, ...]:
@@ -558,6 +567,9 @@ def _element(name: str, dec, v1, problems: list[ConfigProblem]) -> Element:
         core=dec.thread.threadName if dec.HasField("thread") and dec.thread.threadName else None,
         sticky=sticky,
         digital_outputs=digital_outputs,
+        output_pulse=OutputPulseParameters(int(dec.outputPulseParameters.signalThreshold),
+                                           dec.outputPulseParameters.signalPolarity == 1)
+        if dec.HasField("outputPulseParameters") else None,
     )
 
 

@@ -1058,11 +1058,10 @@ class _Generator:
         return spec, ("scalar", var.local)
 
     def _time_tagging(self, node, element, high_res: bool, loc: str):
-        dec = self.config.pb.v1beta.elements[element.name]
-        if not dec.HasField("outputPulseParameters"):
+        params = element.output_pulse
+        if params is None:
             self.problem(loc, f"time tagging on element '{element.name}', which has no outputPulseParameters")
             return None
-        params = dec.outputPulseParameters
         output = node.elementOutput or sorted(element.outputs)[0]
         port = element.outputs.get(output)
         target = self._tags_target(node, loc)
@@ -1072,7 +1071,7 @@ class _Generator:
         if target is None:
             return None
         # high_res tags are in ps (qm.qua time_tagging.high_res docstring); the ADC resolves 1 ns
-        tagging = (int(params.signalThreshold), params.signalPolarity == 1, int(node.maxTime), 1000 if high_res else 1)
+        tagging = (params.signal_threshold, params.descending, int(node.maxTime), 1000 if high_res else 1)
         spec = ProcessSpec(False, (Term(port.controller, port.number, _EMPTY, _EMPTY),), tagging=tagging)
         return spec, target
 

@@ -1,7 +1,8 @@
 """What a running program does to the outputs, as a timeline of events.
 
-The runtime (engine/runtime.py) owns the per-element timelines and oscillator state and records these events;
-pulse synthesis (engine/waveforms.py) turns them into samples per port, and the input model (engine/inputs.py)
+The program's generated code (written by engine/compiler.py, run by engine/runtime.py) keeps the per-element
+timelines and oscillator state as locals and records these events through the runtime, only in the variant compiled
+with events (a simulation, or inputs that read the outputs back); pulse synthesis (engine/waveforms.py) turns them into samples per port, and the input model (engine/inputs.py)
 routes those samples back to the analog inputs. Keeping this boundary explicit means simulation and loopback
 acquisition read one description of "what was played when", produced by the one engine that runs programs.
 

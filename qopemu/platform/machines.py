@@ -34,7 +34,8 @@ class QuantumMachine:
     config: QmConfig  # replaced as a whole by runtime settings (under `lock`)
     queue: JobQueue = field(default_factory=JobQueue)
     io_values: dict[int, Any] = field(default_factory=lambda: {1: 0, 2: 0})
-    compiled_programs: dict[str, Any] = field(default_factory=dict)  # program id -> engine CompiledProgram
+    # program id -> (engine CompiledProgram, the QmConfig it was compiled against, which its job runs with)
+    compiled_programs: dict[str, Any] = field(default_factory=dict)
     compile_cache: OrderedDict = field(default_factory=OrderedDict)  # program digest -> (config, CompiledProgram)
     runner: Any = None  # platform.scheduler.QmRunner
     lock: threading.Lock = field(default_factory=threading.Lock)  # guards config, io_values and program tables

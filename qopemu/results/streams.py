@@ -1,11 +1,12 @@
 """Stream processing: one `Pipeline` per terminal of the program's resultAnalysis model.
 
 The model (protocol §6) is a list of terminals, each a tree of string atoms such as
-``["saveAll", "avg", ["average", ["buffer", "3", ["@re", "0", "r1"]]]]``. `build_pipeline` turns one
-terminal into a tree of operator nodes and checks it once by pushing empty batches through it, so a
-pipeline that can never work (``fft`` of scalars, ``tmult`` of a non-tuple, an unknown operator)
-fails at construction time with `UnsupportedStreamOperation`, and the result's dtype and item shape
-are known before any value arrives (the client asks for the schema first).
+``["saveAll", "avg", ["average", ["buffer", "3", ["@re", "0", "r1"]]]]``. `Pipeline` turns one
+terminal into a tree of operator nodes and checks it once by pushing an empty batch from every source
+through a scratch copy of the tree, so a pipeline that can never work (``fft`` of scalars, ``tmult`` of
+a non-tuple, an unknown operator) fails at construction time with `UnsupportedStreamOperation`, and the
+result's dtype and item shape are known before any value arrives (the client asks for the schema first).
+A pipeline over raw ADC traces whose length is not known yet is checked when the first trace arrives.
 
 Data model. A *batch* is a numpy array whose axis 0 counts stream items; the rest of its shape is
 the item shape. Items are plain numbers (``<i8`` int, ``<f8`` fixed, ``|b1`` bool, ``<i2`` raw ADC)
