@@ -9,7 +9,7 @@ import time
 import pytest
 from qm.exceptions import ErrorJobStateError
 from qm.qua import (IO1, IO2, advance_input_stream, assign, declare, declare_input_stream, declare_stream, fixed,
-                    amp, for_, infinite_loop_, pause, play, program, save, stream_processing)
+                    amp, for_, infinite_loop_, measure, pause, play, program, save, stream_processing)
 
 from configs import config
 from programs import paused, tagged
@@ -384,3 +384,20 @@ def test_a_resume_right_after_execute_is_not_lost(connect):
         while job.status != "completed":
             assert time.time() < deadline, "the resume was lost: the job still sits in its pause"
             time.sleep(0.001)
+
+
+def test_a_raw_adc_result_has_its_trace_dtype_before_the_first_trace(qm):
+    # the compiler knows the readout window (the 1000 ns readout pulse, no smearing), so the result's schema gives
+    # int16 traces of 1000 samples from the start, as the platform's compiled program does
+    with program() as prog:
+        adc = declare_stream(adc_trace=True)
+        pause()
+        measure("readout", "resonator", adc_stream=adc)
+        with stream_processing():
+            adc.input1().save_all("raw")
+    job = paused(qm.queue.add(prog))
+    raw = job.result_handles.get("raw")
+    assert raw.fetch_all().dtype == [("value", "<i2", (1000,))]
+    job.resume()
+    assert job.result_handles.wait_for_all_values(timeout=10) is True
+    assert raw.fetch_all().dtype == [("value", "<i2", (1000,))] and raw.fetch_all().shape == (1,)

@@ -126,6 +126,11 @@ class MeasureSpec:
     offsets: dict = field(default_factory=dict)  # (controller, port) -> input offset (V)
     digital: tuple[DigitalProcess, ...] = ()  # their results follow the analog processes' results
 
+    @property
+    def trace_length(self) -> int:
+        """Samples in each raw ADC trace of this measure: the readout window, smearing on both sides."""
+        return self.pulse_length + 2 * self.smearing
+
     def ports(self) -> list[tuple[str, int]]:
         seen = {(t.controller, t.port) for p in self.processes for t in p.terms}
         if self.adc_tag is not None:
@@ -343,7 +348,7 @@ class Acquirer:
             volts[key] = np.clip(np.round(v * ADC_COUNTS_PER_VOLT), -2048, 2047)
         if spec.adc_tag is not None:
             for key in spec.adc_ports:
-                trace = (-volts[key][: spec.pulse_length + 2 * spec.smearing]).astype(np.int16)
+                trace = (-volts[key][: spec.trace_length]).astype(np.int16)
                 self._host.save_adc(spec.adc_tag, key[1], trace, t0)
         angle = _TWO_PI * phase
         c, s = math.cos(angle), math.sin(angle)

@@ -71,6 +71,8 @@ class CompiledProgram:
     stream_kinds: dict[str, str]
     result_model: list
     overridable_waveforms: dict[str, int]
+    # raw ADC stream -> samples per trace, when every measure saving to it has the same (the results' schema)
+    adc_trace_lengths: dict[str, int] = field(default_factory=dict)
     _code: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -173,7 +175,15 @@ class _Generator:
             stream_kinds=self.stream_kinds,
             result_model=result_model,
             overridable_waveforms=self.overridable,
+            adc_trace_lengths=self._adc_trace_lengths(),
         )
+
+    def _adc_trace_lengths(self) -> dict[str, int]:
+        lengths: dict[str, set[int]] = {}
+        for spec in self.measures:
+            if spec.adc_tag is not None:
+                lengths.setdefault(spec.adc_tag, set()).add(spec.trace_length)
+        return {tag: min(s) for tag, s in lengths.items() if len(s) == 1}
 
     def problem(self, loc: str, message: str) -> None:
         self.problems.append(f"{loc}: {message}" if loc else message)

@@ -19,6 +19,7 @@ Choices the client leaves to the server:
   from ``stream_kinds`` is taken as "fixed" (``<f8``), and values fed for it are converted to that.
 - A raw-ADC trace result whose trace length is not given in ``adc_trace_lengths`` reports ``<f8``
   scalars in the schema until its first trace arrives; headers always describe the stored items.
+  The compiler gives the length of every raw ADC stream whose measures share one readout window.
 - ``expected_count`` is 0 ("not known in advance") for every result.
 - Nothing is ever dropped silently, so ``has_dataloss`` stays False: when a job's results outgrow
   ``memory_cap_bytes`` the add_* call raises `ResultsMemoryError` for the owner to fail the job,
