@@ -6,10 +6,11 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 from qm.exceptions import ErrorJobStateError
 from qm.qua import (IO1, IO2, advance_input_stream, assign, declare, declare_input_stream, declare_stream, fixed,
-                    amp, for_, infinite_loop_, measure, pause, play, program, save, stream_processing)
+                    amp, for_, for_each_, infinite_loop_, measure, pause, play, program, save, stream_processing)
 
 from configs import config
 from programs import paused, tagged
@@ -401,3 +402,28 @@ def test_a_raw_adc_result_has_its_trace_dtype_before_the_first_trace(qm):
     job.resume()
     assert job.result_handles.wait_for_all_values(timeout=10) is True
     assert raw.fetch_all().dtype == [("value", "<i2", (1000,))] and raw.fetch_all().shape == (1,)
+
+
+def test_auto_reshape_gives_the_shape_of_the_loops_around_the_saves(qm):
+    # the example of qm-qua's auto_reshape() docstring: "the result "reshaped" will have shape of (30,10)"; a fixed
+    # loop and a for_each_ count too
+    with program() as prog:
+        i, j, a, b = declare(int), declare(int), declare(fixed), declare(int)
+        stream, swept, listed = declare_stream(), declare_stream(), declare_stream()
+        with for_(i, 0, i < 30, i + 1):
+            with for_(j, 0, j < 10, j + 1):
+                save(i, stream)
+        with for_(a, 0.1, a < 0.45, a + 0.1):
+            with for_each_(b, [3, 1, 2]):
+                save(b, listed)
+            save(a, swept)
+        with stream_processing():
+            stream.auto_reshape().save_all("reshaped")
+            swept.auto_reshape().save("swept")
+            listed.auto_reshape().save("listed")
+    job = qm.execute(prog)
+    assert job.result_handles.wait_for_all_values(timeout=10) is True
+    reshaped = job.result_handles.get("reshaped").fetch_all(flat_struct=True)
+    assert reshaped.shape == (30, 10) and (reshaped == np.arange(30)[:, None]).all()
+    assert job.result_handles.get("swept").fetch_all() == pytest.approx([0.1, 0.2, 0.3, 0.4], abs=1e-8)
+    assert job.result_handles.get("listed").fetch_all().tolist() == [[3, 1, 2]] * 4

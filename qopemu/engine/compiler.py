@@ -73,6 +73,9 @@ class CompiledProgram:
     overridable_waveforms: dict[str, int]
     # raw ADC stream -> samples per trace, when every measure saving to it has the same (the results' schema)
     adc_trace_lengths: dict[str, int] = field(default_factory=dict)
+    # stream -> iterations of the loops around its saves, outermost first, for `auto_reshape()`: known when every
+    # save to it sits in the same for_ / for_each_ loops of literal bounds
+    auto_reshape_dims: dict[str, tuple[int, ...]] = field(default_factory=dict)
     _code: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -134,6 +137,8 @@ class _Generator:
         self.layout = TimelineLayout(config.elements)
         self.measures: list[MeasureSpec] = []
         self.stream_kinds: dict[str, str] = {}
+        self.loop_counts: list[int | None] = []  # iterations of each loop around the statement compiled now
+        self.save_loops: dict[str, set[tuple[int | None, ...]]] = {}  # stream -> the loops around its saves
         self.overridable: dict[str, int] = {}
         self.tmp = 0
         self.all_elements: list[str] = []
@@ -176,6 +181,8 @@ class _Generator:
             result_model=result_model,
             overridable_waveforms=self.overridable,
             adc_trace_lengths=self._adc_trace_lengths(),
+            auto_reshape_dims={tag: dims for tag, (dims, *others) in self.save_loops.items()
+                               if not others and dims and None not in dims},
         )
 
     def _adc_trace_lengths(self) -> dict[str, int]:
@@ -471,10 +478,50 @@ class _Generator:
         self.emit(f"while {cond.src}:")
         self.depth += 1
         self._loop_align(elements, node.body.statements)
+        self.loop_counts.append(self._iterations(node, loc))
         self._block(node.body.statements, elements)
+        self.loop_counts.pop()
         for statement in node.update.statements:
             self._st_assign(statement.assign)
         self.depth -= 1
+
+    def _iterations(self, node, loc: str) -> int | None:
+        """How many times a for_ runs when its start, bound and step are literals (`for_(i, 0, i < n, i + 1)`, the
+        form `auto_reshape()` reads the program's structure from); None otherwise."""
+        if len(node.init.statements) != 1 or len(node.update.statements) != 1 or not node.HasField("condition"):
+            return None
+        init, update = node.init.statements[0].assign, node.update.statements[0].assign
+        name = _assigned_name(init)
+        if name is None or name != _assigned_name(update) or name not in self.vars:
+            return None
+        var = self.vars[name]
+        condition = node.condition.binaryOperation if node.condition.WhichOneof("expression_oneof") == \
+            "binaryOperation" else None
+        step = update.expression.binaryOperation if update.expression.WhichOneof("expression_oneof") == \
+            "binaryOperation" else None
+        if condition is None or step is None or condition.op not in (LT, LET, GT, GET) or step.op not in (ADD, SUB):
+            return None
+        if _variable_name(condition.left) != name or _variable_name(step.left) != name:
+            return None
+        start, bound, delta = (self._literal_of(e, var.type, loc)
+                               for e in (init.expression, condition.right, step.right))
+        if start is None or bound is None or not delta:
+            return None
+        delta = delta if step.op == ADD else -delta
+        if condition.op in (LT, LET) and delta > 0:
+            span = bound - start + (1 if condition.op == LET else 0)
+        elif condition.op in (GT, GET) and delta < 0:
+            span = start - bound + (1 if condition.op == GET else 0)
+            delta = -delta
+        else:
+            return None
+        return max(0, -(-span // delta))
+
+    def _literal_of(self, node, kind: str, loc: str) -> int | None:
+        """A literal's value in a variable's representation (fixed as raw words), or None if not a literal."""
+        if node.WhichOneof("expression_oneof") != "literal":
+            return None
+        return self.convert(self.expr(node, loc, want=kind), kind, loc).const
 
     def _st_forEach(self, node) -> None:
         loc = node.loc
@@ -497,7 +544,9 @@ class _Generator:
         for var, array in pairs:
             self.emit(f"{var.local} = {array.local}[{index}]")
         self._loop_align(elements, node.body.statements)
+        self.loop_counts.append(min(a.size for _, a in pairs))
         self._block(node.body.statements, elements)
+        self.loop_counts.pop()
         self.depth -= 1
 
     def _st_strictTiming(self, node) -> None:
@@ -544,6 +593,7 @@ class _Generator:
         if value is None:
             return
         self._stream_kind(node.tag, value.type, loc)
+        self.save_loops.setdefault(node.tag, set()).add(tuple(self.loop_counts))
         # the core reaches the save once its pulses so far are queued and its computation is done
         timelines = self.layout.vars_for(self.all_elements)
         if self.core_clock_synced:
@@ -1576,3 +1626,16 @@ _LIBRARY = {
     ("random", "rand_int"): _rand_int,
     ("random", "rand_fixed"): _rand_fixed,
 }
+
+
+def _assigned_name(assign) -> str | None:
+    """The scalar variable an assign statement writes, or None (an array cell, an IO register)."""
+    target = assign.target if assign.HasField("target") else None
+    if target is not None and target.HasField("arrayCell"):
+        return None
+    ref = target.variable if target is not None else assign.variable
+    return None if ref.ioNumber else ref.name
+
+
+def _variable_name(expression) -> str | None:
+    return expression.variable.name if expression.WhichOneof("expression_oneof") == "variable" else None

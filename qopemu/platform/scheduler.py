@@ -94,7 +94,8 @@ def run_job(job: Job, request: JobRequest, pool: WorkerPool, settings: Settings,
     Whatever happens, the job ends in a final state and its results are closed, so no client waits forever."""
     program = job.program
     job.results = JobResults(program.result_model, memory_cap_bytes=settings.results_memory_cap_mb << 20,
-                             stream_kinds=program.stream_kinds, adc_trace_lengths=program.adc_trace_lengths)
+                             stream_kinds=program.stream_kinds, adc_trace_lengths=program.adc_trace_lengths,
+                             auto_reshape_dims=program.auto_reshape_dims)
     try:
         execution = job.execution = pool.start(request, JobSink(job.results, on_io))
         if execution.wait_started() and not job.start(execution.started_at):  # canceled while starting (QM closed)

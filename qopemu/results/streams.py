@@ -72,7 +72,7 @@ class SourceHints:
     adc_trace_lengths: stream tag -> samples per ADC trace (the readout window), for the schema.
         Without it a trace stream's item shape is learnt from the first trace.
     auto_reshape_dims: stream tag -> buffer dimensions implied by the QUA loops around its saves,
-        which ``auto_reshape()`` needs; the emulator cannot guess them.
+        which ``auto_reshape()`` needs (the compiler gives them for loops of literal bounds).
     """
 
     kinds: Mapping[str, str] = field(default_factory=dict)
