@@ -18,9 +18,10 @@ import numpy as np
 from qopemu import qmconfig
 from qopemu.engine import compiler
 from qopemu.engine.inputs import InputModel
+from qopemu.engine.messages import JobRequest
 from qopemu.engine.packed_samples import records_dtype
+from qopemu.engine.pool import WorkerPool
 from qopemu.engine.waveforms import record_columns
-from qopemu.engine.worker import JobRequest, WorkerPool
 from qopemu.platform.errors import BadElementCorrection, JobNotFound, NotRunning, Refused, UnknownInputStream
 from qopemu.platform.hardware import Hardware
 from qopemu.platform.jobs import Job, JobIds, JobStatus

@@ -12,7 +12,8 @@ import threading
 from typing import Callable
 
 from qopemu.engine.inputs import InputModel
-from qopemu.engine.worker import JobRequest, JobSink, Outcome, WorkerPool
+from qopemu.engine.messages import JobRequest
+from qopemu.engine.pool import JobSink, Outcome, Status, WorkerPool
 from qopemu.platform.jobs import Job
 from qopemu.platform.machines import QuantumMachine
 from qopemu.platform.queue import QueueClosed
@@ -103,19 +104,19 @@ def run_job(job: Job, request: JobRequest, pool: WorkerPool, settings: Settings,
         outcome = execution.wait(timeout_s)
         if outcome is None:
             execution.halt()
-            outcome = Outcome("error", [f"the program did not reach its end within {timeout_s:g} s of computing "
-                                        "(the server's simulation_timeout_s)"])
+            outcome = Outcome(Status.ERROR, [f"the program did not reach its end within {timeout_s:g} s of "
+                                             "computing (the server's simulation_timeout_s)"])
     except Exception as exc:  # the worker could not take the job: fail it, never leave it hanging
         log.exception("job %s could not run", job.id)
-        outcome = Outcome("error", [f"qopemu could not run the job: {exc}"])
+        outcome = Outcome(Status.ERROR, [f"qopemu could not run the job: {exc}"])
     job.outcome = outcome
     # The record outlives the job (status, results); what only running needed goes, so that a long-lived server
     # keeps small records of many jobs.
     job.execution = job.program = job.config = None
-    if outcome.status == "completed":
+    if outcome.status is Status.COMPLETED:
         job.results.finish()
         job.complete()
-    elif outcome.status == "error":
+    elif outcome.status is Status.ERROR:
         for message in outcome.messages:
             job.results.add_error(1, message)
         job.results.close()
