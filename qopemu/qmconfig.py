@@ -362,9 +362,7 @@ def _opx1000_signs(v1) -> list[str]:
         if declared:
             signs.append(f"controller '{name}' declares FEMs ({', '.join(declared)})")
     for name in sorted(set(v1.controllers) | set(v1.controlDevices)):
-        declarations = [v1.controllers[name]] if name in v1.controllers else []
-        declarations += [fem.opx for fem in v1.controlDevices[name].fems.values() if fem.HasField("opx")]
-        if any(dec.type == "opx1000" for dec in declarations):
+        if any(dec.type == "opx1000" for dec in _opx_declarations(v1, name)):
             signs.append(f"controller '{name}' has type 'opx1000'")
     microwave = [name for name in sorted(v1.elements) if v1.elements[name].HasField("microwaveInput")
                  or v1.elements[name].HasField("microwaveOutput")]
@@ -437,8 +435,10 @@ def _implied_ports(v1, elements: dict[str, Element]) -> frozenset[PortRef]:
     implied = set()
     for element in elements.values():
         for ref in element.ports():
+            if ref.kind not in _IMPLIED_KINDS:
+                continue
             declarations = _opx_declarations(v1, ref.controller)
-            if ref.kind in _IMPLIED_KINDS and declarations and any(
+            if declarations and any(
                     ref.number not in getattr(dec, _PB_PORT_FIELDS[ref.kind]) for dec in declarations):
                 implied.add(ref)
     return frozenset(implied)

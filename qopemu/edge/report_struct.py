@@ -25,12 +25,15 @@ from qopemu.engine.waveform_report import EntryList, Rows
 _PACK_DOUBLE = struct.Struct("<d").pack
 
 
-def _varint(value: int) -> bytes:
+def length_delimited(field_number: int, length: int) -> bytes:
+    """The tag (wire type 2) and the varint length that open a length-delimited field
+    (https://protobuf.dev/programming-guides/encoding/, "Length-Delimited Records")."""
     out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
+    for value in (field_number << 3 | 2, length):
+        while value > 0x7F:
+            out.append(value & 0x7F | 0x80)
+            value >>= 7
+        out.append(value)
     return bytes(out)
 
 
@@ -42,7 +45,7 @@ Pieces = tuple[list, int]
 def _field(tag: int, payload: Pieces) -> Pieces:
     """A length-delimited field: its tag byte (field number << 3 | 2, all below 16 here), length, payload."""
     pieces, size = payload
-    head = bytes((tag,)) + _varint(size)
+    head = length_delimited(tag >> 3, size)
     return [head, *pieces], len(head) + size
 
 

@@ -32,7 +32,7 @@ from qopemu.engine.packed_samples import PackedSamples, SamplesFailed
 from qopemu.engine.timing import CLOCK_NS
 from qopemu.edge.errors import COMPILER, answers
 from qopemu.edge.identity import Identity
-from qopemu.edge.report_struct import encode_struct
+from qopemu.edge.report_struct import encode_struct, length_delimited
 from qopemu.engine.waveform_report import SimulationReport
 from qopemu.platform.qop import Qop
 from qopemu.qmconfig import QmConfig
@@ -135,7 +135,7 @@ def build_simulated_part(report: SimulationReport, job_id: str = "") -> bytes:
             log.warning("simulation %s: its %s takes %d MB, more than the client accepts in a reply; it is left out",
                         job_id, _PART_FIELDS.fields_by_number[number].name, len(encoded) >> 20)
             continue
-        parts.append(_length_delimited(number, len(encoded)) + encoded)
+        parts += [length_delimited(number, len(encoded)), encoded]  # joined once below: a report may be 65 MB
     return b"".join(parts)
 
 
@@ -174,19 +174,8 @@ _DATA_BYTES_FIELD = job_results_pb2.SimulatorSamplesResponse.Data.DESCRIPTOR.fie
 
 def _data_message(opening: bytes, chunk: memoryview) -> bytes:
     """`SimulatorSamplesResponse{<opening's fields>, data: Data{data: chunk}}`, serialized."""
-    inner = _length_delimited(_DATA_BYTES_FIELD, len(chunk))
-    return opening + _length_delimited(_DATA_FIELD, len(inner) + len(chunk)) + inner + chunk
-
-
-def _length_delimited(field_number: int, length: int) -> bytes:
-    """The tag (wire type 2) and the varint length that open a length-delimited field."""
-    out = bytearray()
-    for value in (field_number << 3 | 2, length):
-        while value > 0x7F:
-            out.append(value & 0x7F | 0x80)
-            value >>= 7
-        out.append(value)
-    return bytes(out)
+    inner = length_delimited(_DATA_BYTES_FIELD, len(chunk))
+    return opening + length_delimited(_DATA_FIELD, len(inner) + len(chunk)) + inner + chunk
 
 
 _PART_FIELDS = frontend_pb2.SimulatedResponsePart.DESCRIPTOR
@@ -243,7 +232,7 @@ class SimulationHandler:
         # simulated part follows the other fields as its own bytes.
         part = build_simulated_part(outcome.waveform_report, job.id)
         head = frontend_pb2.SimulationResponse(success=True, jobId=job.id).SerializeToString()
-        return head + _length_delimited(_SIMULATED_FIELD, len(part)) + part
+        return b"".join((head, length_delimited(_SIMULATED_FIELD, len(part)), part))
 
     def pull_samples(
         self, request: job_results_pb2.PullSimulatorSamplesRequest, context: object = None

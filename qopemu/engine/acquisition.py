@@ -268,7 +268,7 @@ class Acquirer:
         # the window every input is read over: raw ADC recording (smearing either side) and the longest process
         self._raw_offset = spec.time_of_flight - spec.smearing
         demod_end = spec.smearing + max((p.length for p in spec.processes), default=0)
-        self._window = max(demod_end, spec.pulse_length + 2 * spec.smearing)
+        self._window = max(demod_end, spec.trace_length)
         self._closed: dict[float, _ClosedForm] = {}
         self._basis: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._uv_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}

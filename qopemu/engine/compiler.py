@@ -348,7 +348,7 @@ class _Generator:
             names = self.layout.vars_for(loop_elements)
             if names:
                 self.emit(f"if {' and '.join(f'{n} > _mt' for n in names)}: raise _Stop")
-                if self._contains(statements, "save"):  # the iteration's cost only shows in save timestamps
+                if self._contains(statements, ("save",)):  # the iteration's cost only shows in save timestamps
                     self.emit(f"_c += {LOOP_ITERATION_NS}")
             else:  # a loop that plays nothing: the core's computation is what moves time on
                 self.emit(f"_c += {LOOP_ITERATION_NS}")
@@ -366,7 +366,7 @@ class _Generator:
                 continue
             if self.pending:
                 # A pause, or a loop, is where a simulation may stop: what comes before it is measured and saved by then.
-                everything = any(self._contains([statement], k) for k in ("pause", "for", "forEach"))
+                everything = self._contains([statement], ("pause", "for", "forEach"))
                 mentioned = self._variables_in(statement) | ({_STREAM + node.tag} if kind == "save" else set())
                 hit = [i for i, (names, _) in self.pending.items() if everything or not names.isdisjoint(mentioned)]
                 if kind == "save" and len(hit) == 1 and not everything:
@@ -437,11 +437,11 @@ class _Generator:
         fields = ("time",) if hasattr(node, "time") else ("duration", "truncate")
         return any(node.HasField(f) and getattr(node, f).WhichOneof("expression_oneof") != "literal" for f in fields)
 
-    def _contains(self, statements, wanted: str) -> bool:
-        """Whether a statement of kind `wanted` is among `statements`, at any depth."""
+    def _contains(self, statements, wanted: tuple[str, ...]) -> bool:
+        """Whether a statement of one of the kinds `wanted` is among `statements`, at any depth (one walk)."""
         for statement in statements:
             kind = statement.WhichOneof("statement_oneof")
-            if kind == wanted:
+            if kind in wanted:
                 return True
             node = getattr(statement, kind) if kind else None
             if any(self._contains(body, wanted) for body in self._bodies(kind, node)):

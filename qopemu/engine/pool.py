@@ -103,7 +103,6 @@ class Execution:
         self._released = False
         self._outcome: Outcome | None = None
         self._started = threading.Event()  # set once the program runs, or the execution ended without it
-        self._program_started = False
         self.started_at: datetime | None = None  # when the program started, by the worker's clock
         self._finished = threading.Event()
         self._reader = threading.Thread(target=self._read, name="job-reader", daemon=True)
@@ -139,7 +138,6 @@ class Execution:
                 elif kind == FromWorker.ADC:
                     results.add_adc(*message[1:])
                 elif kind == FromWorker.STARTED:
-                    self._program_started = True
                     self.started_at = datetime.fromtimestamp(message[1], timezone.utc)
                     announce_by = time.monotonic() + _START_CATCH_UP_S
                 elif kind == FromWorker.PAUSED:
@@ -209,7 +207,7 @@ class Execution:
         """Block until the program really runs in the worker; False if the execution ended without it starting
         (a program may also start and end before this returns)."""
         self._started.wait()
-        return self._program_started
+        return self.started_at is not None
 
     def wait(self, timeout: float | None = None) -> Outcome | None:
         self._finished.wait(timeout)

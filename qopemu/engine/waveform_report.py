@@ -18,6 +18,7 @@ start), as the real report gives them; ports are 1-based.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -193,6 +194,7 @@ class _Deprecated:
             played = [(d.port, self._digital_entry(pulse.digital_marker, event, d.delay, d.buffer),
                        (event.start + d.delay - d.buffer,)) for d in element.digital_inputs.values()]
         for index, (port, make, numbers) in enumerate(played):
+            make = functools.cache(make)  # a new key is new to both collectors: build its entry once, share it
             key = (element.name, index, *shape)
             self._collector(self._ports, (port.controller, str(port.number))).add(key, lambda: [make()], numbers)
             self._collector(self._elements, element.name).add(key, lambda: [make()], numbers)

@@ -85,12 +85,12 @@ class Qop:
         return self.jobs.get(job_id)
 
     def is_running(self, job_id: str) -> bool:
-        job = self.jobs.get(job_id)
+        job = self.find_job(job_id)
         return job is not None and job.status is JobStatus.RUNNING
 
     def results_of(self, job_id: str):
         """The job's `results.store.JobResults`, or None for an unknown job or one not loaded yet."""
-        job = self.jobs.get(job_id)
+        job = self.find_job(job_id)
         return job.results if job is not None else None
 
     # -- machines -----------------------------------------------------------------------------------------------
